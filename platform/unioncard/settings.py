@@ -1,0 +1,65 @@
+"""Settings from the environment, in one typed struct."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "unioncard"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    """A real PostgreSQL server; None starts the embedded one in data_dir."""
+    data_dir: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str = "dev-secret-change-me"
+    """Signs member dynamic codes and keys the national-ID hash; set it in production."""
+    currency: str = "CNY"
+    timezone: str = "Asia/Shanghai"
+    member_code_ttl_s: int = 60
+    pool_min_size: int = 4
+    pool_max_size: int = 16
+    session_ttl_s: int = 12 * 3600
+    terminal_cache_ttl_s: float = 5.0
+    payout_rail: str = "bank_file"
+    debug: bool = False
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+
+_ENV_NAMES = {
+    "database_url": "DATABASE_URL",
+    "data_dir": "UNIONCARD_DATA_DIR",
+    "host": "UNIONCARD_HOST",
+    "port": "UNIONCARD_PORT",
+    "secret_key": "UNIONCARD_SECRET_KEY",
+    "currency": "UNIONCARD_CURRENCY",
+    "timezone": "UNIONCARD_TIMEZONE",
+    "member_code_ttl_s": "UNIONCARD_MEMBER_CODE_TTL_S",
+    "pool_min_size": "UNIONCARD_POOL_MIN_SIZE",
+    "pool_max_size": "UNIONCARD_POOL_MAX_SIZE",
+    "session_ttl_s": "UNIONCARD_SESSION_TTL_S",
+    "terminal_cache_ttl_s": "UNIONCARD_TERMINAL_CACHE_TTL_S",
+    "payout_rail": "UNIONCARD_PAYOUT_RAIL",
+    "debug": "UNIONCARD_DEBUG",
+}
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Read every setting from the environment; overrides win (tests, CLI flags)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for field, name in _ENV_NAMES.items():
+        if name in env and env[name] != "":
+            raw[field] = env[name]
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return msgspec.convert(raw, Settings, strict=False)
