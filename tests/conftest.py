@@ -1,0 +1,95 @@
+"""A real PostgreSQL for every test: DATABASE_URL's server, or the embedded one.
+
+A template database is migrated once per run; each test that asks for `dsn` gets its own
+database cloned from it, so tests that commit (concurrency, crash) never see each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from unioncard import db
+
+
+def _admin_dsn_for(dsn: str, database: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    """A DSN to a maintenance database on the server the tests use."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="unioncard-test-") as tmp:
+        with db.embedded_server(Path(tmp)) as dsn:
+            yield _admin_dsn_for(dsn, "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_name(server_dsn: str) -> Iterator[str]:
+    name = f"uc_template_{os.getpid()}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(server_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        await db.migrate_dsn(_admin_dsn_for(server_dsn, name))
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(_drop(server_dsn, name))
+
+
+async def _drop(server_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def cloned_database(server_dsn: str, template: str) -> AsyncIterator[str]:
+    name = f"uc_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await conn.close()
+    try:
+        yield _admin_dsn_for(server_dsn, name)
+    finally:
+        await _drop(server_dsn, name)
+
+
+@pytest.fixture
+async def dsn(server_dsn: str, template_name: str) -> AsyncIterator[str]:
+    """A fresh migrated database of this test's own."""
+    async with cloned_database(server_dsn, template_name) as url:
+        yield url
+
+
+@pytest.fixture
+async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
