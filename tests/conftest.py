@@ -16,8 +16,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 
 from unioncard import db
+from unioncard.settings import Settings
 
 
 def _admin_dsn_for(dsn: str, database: str) -> str:
@@ -93,3 +95,19 @@ async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+# ------------------------------------------------------------------ the app
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(secret_key="test-secret", terminal_cache_ttl_s=0.0, pool_max_size=60)
+
+
+@pytest.fixture
+async def client(dsn: str, settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    from unioncard.app import create_app
+
+    async with AsyncTestClient(app=create_app(settings, dsn=dsn)) as test_client:
+        yield test_client

@@ -1,0 +1,1 @@
+"""Members, cards, the card ledger and the benefits catalog."""

@@ -1,0 +1,1 @@
+"""Merchants, contracts (offers), terminals and the till."""

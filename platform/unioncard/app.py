@@ -1,0 +1,138 @@
+"""The one place that wires the app: settings, pool, routes, errors, templates."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from unioncard import db
+from unioncard.auth import TerminalCache
+from unioncard.errors import DomainError
+from unioncard.settings import Settings, load_settings
+from unioncard.strict import strict_json_body
+
+log = logging.getLogger("unioncard")
+PROBLEM = "application/problem+json"
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def _lang(request: Request[Any, Any, Any]) -> str:
+    chosen = request.query_params.get("lang") or request.cookies.get("lang")
+    if chosen:
+        return chosen
+    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh-CN"
+
+
+def _problem(request: Request[Any, Any, Any], error: DomainError) -> Response[bytes]:
+    return Response(
+        msgspec.json.encode(error.problem(_lang(request))),
+        status_code=error.status,
+        media_type=PROBLEM,
+    )
+
+
+def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[bytes]:
+    return _problem(request, exc)
+
+
+def on_validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    return _problem(request, DomainError("malformed_request", exc.detail, errors=errors))
+
+
+def on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(exc.status_code)
+    if code is None:
+        return Response(
+            msgspec.json.encode({"title": exc.detail, "status": exc.status_code}),
+            status_code=exc.status_code,
+            media_type=PROBLEM,
+        )
+    return _problem(request, DomainError(code, exc.detail))
+
+
+def on_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = {"type": "about:blank", "title": "Internal error", "status": 500, "code": "internal_error"}
+    return Response(msgspec.json.encode(body), status_code=500, media_type=PROBLEM)
+
+
+@get("/healthz", operation_id="health", tags=["platform"], media_type=MediaType.JSON)
+async def healthz(state: State) -> Response[dict[str, Any]]:
+    """200 when the database answers, 503 when it does not."""
+    try:
+        version = await state.pool.fetchval("SELECT max(version) FROM schema_migrations")
+    except (OSError, asyncpg.PostgresError) as exc:
+        return Response({"status": "unavailable", "error": str(exc)}, status_code=503)
+    return Response({"status": "ok", "schema_version": version})
+
+
+def create_app(settings: Settings | None = None, dsn: str | None = None) -> Litestar:
+    """Build the whole app; `dsn` overrides settings.database_url (tests, the CLI)."""
+    from cards.api import CardAdminController, LedgerController, OrgAdminController
+    from merchants.api import MerchantAdminController, TerminalAdminController, TillController
+    from merchants.pages import till_page_routes
+
+    settings = settings or load_settings()
+    target = dsn or settings.database_url
+    if not target:
+        raise RuntimeError("create_app needs a database: set DATABASE_URL or use `unioncard serve`")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.pool = await db.create_pool(target, settings)
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    import merchants
+
+    template_dirs = [WEB_DIR / "templates", Path(merchants.__file__).parent / "templates"]
+    return Litestar(
+        route_handlers=[
+            healthz,
+            TillController,
+            MerchantAdminController,
+            TerminalAdminController,
+            OrgAdminController,
+            CardAdminController,
+            LedgerController,
+            *till_page_routes(),
+            create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
+        ],
+        lifespan=[lifespan],
+        before_request=strict_json_body,
+        state=State({"settings": settings, "terminal_cache": TerminalCache(settings.terminal_cache_ttl_s)}),
+        exception_handlers={
+            DomainError: on_domain_error,
+            ValidationException: on_validation_error,
+            NotFoundException: on_http_error,
+            HTTPException: on_http_error,
+            Exception: on_unexpected_error,
+        },
+        openapi_config=OpenAPIConfig(
+            title="Union Card", version="1", path="/schema",
+            description="Till API v1 for POS integrators, and the admin API.",
+        ),
+        template_config=TemplateConfig(directory=template_dirs, engine=JinjaTemplateEngine),
+        debug=settings.debug,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for ASGI servers (granian workers): everything from the environment."""
+    return create_app(load_settings())

@@ -1,0 +1,85 @@
+"""Builders for a small district through the admin API, shared by the tests."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from litestar.testing import AsyncTestClient
+
+from unioncard.ids import luhn_checksum_digit
+from unioncard.staff import create_admin
+
+_serial = itertools.count(1)
+
+
+def card_number(prefix: str = "621700") -> str:
+    body = f"{prefix}{next(_serial):012d}"
+    return body + luhn_checksum_digit(body)
+
+
+def national_id() -> str:
+    body = f"33010619900101{next(_serial) % 1000:03d}"
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+    return body + check
+
+
+@dataclass
+class World:
+    admin: dict[str, str]
+    org_ids: dict[str, int]
+    cards: dict[str, str] = field(default_factory=dict)
+    card_ids: dict[str, int] = field(default_factory=dict)
+    merchants: dict[str, int] = field(default_factory=dict)
+    terminals: dict[str, dict[str, str]] = field(default_factory=dict)
+    terminal_ids: dict[str, int] = field(default_factory=dict)
+
+
+async def ok(response: Any, status: int = 201) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def make_world(client: AsyncTestClient, dsn: str) -> World:
+    conn = await asyncpg.connect(dsn)
+    try:
+        token = await create_admin(conn, "admin@test", "pw")
+    finally:
+        await conn.close()
+    admin = {"Authorization": f"Bearer {token}"}
+    district = await ok(await client.post("/api/admin/v1/orgs", json={"kind": "district", "name": "区总工会"}, headers=admin))
+    towns = {}
+    for town in ("east", "west"):
+        towns[town] = (await ok(await client.post(
+            "/api/admin/v1/orgs", json={"kind": "town", "name": f"{town}镇", "parent_id": district["id"]},
+            headers=admin)))["id"]
+    return World(admin=admin, org_ids={"district": district["id"], **towns})
+
+
+async def add_card(client: AsyncTestClient, world: World, label: str, *, org: str = "east",
+                   tier: str = "普通职工", expires_on: str = "2030-12-31") -> str:
+    number = card_number()
+    member = await ok(await client.post("/api/admin/v1/members", headers=world.admin, json={
+        "org_id": world.org_ids[org], "name": f"张{label}", "national_id": national_id(),
+        "card": {"number": number, "expires_on": expires_on, "tier": tier}}))
+    world.cards[label] = number
+    world.card_ids[label] = member["card"]["id"]
+    return number
+
+
+async def add_merchant(client: AsyncTestClient, world: World, label: str, **contract: Any) -> str:
+    merchant = await ok(await client.post("/api/admin/v1/merchants", headers=world.admin, json={
+        "name": f"{label}超市", "category": "supermarket", "latitude": 30.25, "longitude": 120.16}))
+    world.merchants[label] = merchant["id"]
+    terms = {"kind": "percent", "rate_bps": 1000, "valid_from": "2020-01-01", "union_share_bps": 6000}
+    terms.update(contract)
+    await ok(await client.post(f"/api/admin/v1/merchants/{merchant['id']}/contracts",
+                               headers=world.admin, json=terms))
+    terminal = await ok(await client.post(f"/api/admin/v1/merchants/{merchant['id']}/terminals",
+                                          headers=world.admin, json={"name": "till 1"}))
+    world.terminals[label] = {"Authorization": f"Bearer {terminal['key']}"}
+    world.terminal_ids[label] = terminal["id"]
+    return terminal["key"]  # type: ignore[no-any-return]
