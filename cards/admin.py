@@ -6,15 +6,15 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-
-from cards.member_code import issue_member_code
-from cards.model import CardStatusIn, MemberIn, OrgIn
-from cards.repository import queries
 from unioncard import audit, clock
 from unioncard.auth import Principal
 from unioncard.errors import DomainError
 from unioncard.ids import card_number_valid, keyed_hash
 from unioncard.settings import Settings
+
+from cards.member_code import issue_member_code
+from cards.model import CardStatusIn, MemberIn, OrgIn
+from cards.repository import queries
 
 CONFLICTS = {
     "members_national_id_key": "a member with this national ID exists",
@@ -45,22 +45,29 @@ async def list_orgs(pool: asyncpg.Pool, principal: Principal, limit: int) -> lis
     return [dict(r) for r in await pool.fetch(queries.org_list, scope_path(principal), limit)]
 
 
-async def create_member(
-    pool: asyncpg.Pool, settings: Settings, principal: Principal, data: MemberIn
-) -> dict[str, Any]:
+async def create_member(pool: asyncpg.Pool, settings: Settings, principal: Principal, data: MemberIn) -> dict[str, Any]:
     """A member and the card issued to them, in one transaction.
 
     Raises DomainError validation_failed (card number), conflict (ID or number taken), not_found.
     """
     if not card_number_valid(data.card.number):
-        raise DomainError("validation_failed", "the card number fails its check digit",
-                          errors=[{"field": "card.number", "message": "not Luhn-valid"}])
+        raise DomainError(
+            "validation_failed",
+            "the card number fails its check digit",
+            errors=[{"field": "card.number", "message": "not Luhn-valid"}],
+        )
     national_id = data.national_id.upper()
     async with pool.acquire() as conn, conn.transaction():
         try:
             member = await conn.fetchrow(
-                queries.member_insert, data.org_id, data.name, keyed_hash(settings.secret_key, national_id),
-                national_id[-4:], data.phone, data.tags, data.joined_on,
+                queries.member_insert,
+                data.org_id,
+                data.name,
+                keyed_hash(settings.secret_key, national_id),
+                national_id[-4:],
+                data.phone,
+                data.tags,
+                data.joined_on,
             )
             card = await conn.fetchrow(
                 queries.card_insert, member["id"], data.card.number, data.card.tier, data.card.expires_on
@@ -73,9 +80,7 @@ async def create_member(
     return {**dict(member), "card": dict(card)}
 
 
-async def list_members(
-    pool: asyncpg.Pool, principal: Principal, after_id: int, limit: int
-) -> list[dict[str, Any]]:
+async def list_members(pool: asyncpg.Pool, principal: Principal, after_id: int, limit: int) -> list[dict[str, Any]]:
     rows = await pool.fetch(queries.member_list, scope_path(principal), after_id, limit)
     return [dict(r) for r in rows]
 
@@ -87,9 +92,7 @@ async def _card_in_scope(conn: asyncpg.Connection, principal: Principal, card_id
     return card
 
 
-async def set_card_status(
-    pool: asyncpg.Pool, principal: Principal, card_id: int, data: CardStatusIn
-) -> dict[str, Any]:
+async def set_card_status(pool: asyncpg.Pool, principal: Principal, card_id: int, data: CardStatusIn) -> dict[str, Any]:
     """Freeze, report lost, cancel, expire or reactivate a card; the history keeps every state."""
     async with pool.acquire() as conn, conn.transaction():
         await _card_in_scope(conn, principal, card_id)
@@ -98,9 +101,7 @@ async def set_card_status(
     return dict(row)
 
 
-async def issue_code(
-    pool: asyncpg.Pool, settings: Settings, principal: Principal, card_id: int
-) -> dict[str, Any]:
+async def issue_code(pool: asyncpg.Pool, settings: Settings, principal: Principal, card_id: int) -> dict[str, Any]:
     """A fresh dynamic code for a card (the member page shows it as a QR)."""
     async with pool.acquire() as conn:
         await _card_in_scope(conn, principal, card_id)

@@ -6,13 +6,13 @@ from typing import Any
 
 import asyncpg
 import msgspec
-
-from merchants.model import ContractIn, MerchantIn
-from merchants.repository import queries
 from unioncard import audit
 from unioncard.auth import Principal
 from unioncard.errors import DomainError
 from unioncard.ids import hash_secret, new_secret
+
+from merchants.model import ContractIn, MerchantIn
+from merchants.repository import queries
 
 
 def _row(record: asyncpg.Record) -> dict[str, Any]:
@@ -30,8 +30,16 @@ async def create_merchant(pool: asyncpg.Pool, principal: Principal, data: Mercha
         raise DomainError("validation_failed", "give both latitude and longitude, or neither")
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            queries.merchant_insert, data.name, data.category, data.address, data.latitude,
-            data.longitude, data.org_id, data.payee_name, data.payee_account, data.payee_bank,
+            queries.merchant_insert,
+            data.name,
+            data.category,
+            data.address,
+            data.latitude,
+            data.longitude,
+            data.org_id,
+            data.payee_name,
+            data.payee_account,
+            data.payee_bank,
         )
         await audit.record(conn, principal, "merchant.create", f"merchant:{row['id']}")
     return _row(row)
@@ -72,31 +80,44 @@ async def create_contract_version(
         if await conn.fetchval(queries.lock_merchant, merchant_id) is None:
             raise DomainError("not_found", "no such merchant")
         row = await conn.fetchrow(
-            queries.contract_insert, merchant_id, data.kind, data.rate_bps, data.amount_minor,
-            data.currency, data.min_spend_minor, data.discount_minor_max,
-            data.per_card_daily_sales_max, data.per_card_daily_discount_minor_max,
-            data.per_card_monthly_sales_max, data.per_card_monthly_discount_minor_max,
-            data.valid_from, data.valid_until, data.days_of_week, data.hours_start,
-            data.hours_end, data.eligible_tiers, data.eligible_org_ids, data.union_share_bps,
+            queries.contract_insert,
+            merchant_id,
+            data.kind,
+            data.rate_bps,
+            data.amount_minor,
+            data.currency,
+            data.min_spend_minor,
+            data.discount_minor_max,
+            data.per_card_daily_sales_max,
+            data.per_card_daily_discount_minor_max,
+            data.per_card_monthly_sales_max,
+            data.per_card_monthly_discount_minor_max,
+            data.valid_from,
+            data.valid_until,
+            data.days_of_week,
+            data.hours_start,
+            data.hours_end,
+            data.eligible_tiers,
+            data.eligible_org_ids,
+            data.union_share_bps,
             data.monthly_budget_minor,
         )
         await audit.record(
-            conn, principal, "contract.create", f"contract_version:{row['id']}",
+            conn,
+            principal,
+            "contract.create",
+            f"contract_version:{row['id']}",
             terms=msgspec.to_builtins(data),
         )
     return _row(row)
 
 
-async def list_contract_versions(
-    pool: asyncpg.Pool, principal: Principal, merchant_id: int
-) -> list[dict[str, Any]]:
+async def list_contract_versions(pool: asyncpg.Pool, principal: Principal, merchant_id: int) -> list[dict[str, Any]]:
     _check_merchant_scope(principal, merchant_id)
     return [_row(r) for r in await pool.fetch(queries.contract_list, merchant_id)]
 
 
-async def create_terminal(
-    pool: asyncpg.Pool, principal: Principal, merchant_id: int, name: str
-) -> dict[str, Any]:
+async def create_terminal(pool: asyncpg.Pool, principal: Principal, merchant_id: int, name: str) -> dict[str, Any]:
     """A terminal and its key: the key is returned here once and stored only as a hash."""
     key = new_secret("uct")
     async with pool.acquire() as conn, conn.transaction():

@@ -8,10 +8,10 @@ from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
+from unioncard.auth import Principal, Role, current_principal, requires
 
 from merchants import admin, till
 from merchants.model import ContractIn, MerchantIn, QuoteIn, RedeemIn, RefundIn, StatusIn, TerminalIn
-from unioncard.auth import Principal, Role, current_principal, requires
 
 JSON = "application/json"
 IdempotencyKey = Annotated[
@@ -42,9 +42,7 @@ class TillController(Controller):
         self, data: RedeemIn, principal: Principal, state: State, idempotency_key: IdempotencyKey
     ) -> Response[bytes]:
         """Record a sale with its discount; replays return the first response."""
-        body, replayed = await till.redeem(
-            state.pool, principal, data, idempotency_key, state.settings.secret_key
-        )
+        body, replayed = await till.redeem(state.pool, principal, data, idempotency_key, state.settings.secret_key)
         return _json(body, 201, replayed)
 
     @post("/redemptions/{redemption_id:str}/refunds", operation_id="tillRefund", status_code=201)
@@ -57,15 +55,11 @@ class TillController(Controller):
         data: RefundIn | None = None,
     ) -> Response[bytes]:
         """Refund a sale, all of what remains or `amount` of it."""
-        body, replayed = await till.refund(
-            state.pool, principal, redemption_id, data or RefundIn(), idempotency_key
-        )
+        body, replayed = await till.refund(state.pool, principal, redemption_id, data or RefundIn(), idempotency_key)
         return _json(body, 201, replayed)
 
     @get("/redemptions/{redemption_id:str}", operation_id="tillGetRedemption")
-    async def get_redemption(
-        self, redemption_id: str, principal: Principal, state: State
-    ) -> Response[bytes]:
+    async def get_redemption(self, redemption_id: str, principal: Principal, state: State) -> Response[bytes]:
         """A sale with its refunds."""
         return _json(await till.get_redemption(state.pool, principal, redemption_id))
 
@@ -95,9 +89,7 @@ class MerchantAdminController(Controller):
         return await admin.list_merchants(state.pool, principal, category, after_id, limit)
 
     @post("/{merchant_id:int}/status", operation_id="setMerchantStatus", guards=[ADMIN])
-    async def set_status(
-        self, merchant_id: int, data: StatusIn, principal: Principal, state: State
-    ) -> dict[str, Any]:
+    async def set_status(self, merchant_id: int, data: StatusIn, principal: Principal, state: State) -> dict[str, Any]:
         return await admin.set_merchant_status(state, principal, merchant_id, data.status)
 
     @post("/{merchant_id:int}/contracts", operation_id="createContractVersion", guards=[ADMIN])
@@ -107,9 +99,7 @@ class MerchantAdminController(Controller):
         return await admin.create_contract_version(state.pool, principal, merchant_id, data)
 
     @get("/{merchant_id:int}/contracts", operation_id="listContractVersions", guards=[READERS])
-    async def list_contracts(
-        self, merchant_id: int, principal: Principal, state: State
-    ) -> list[dict[str, Any]]:
+    async def list_contracts(self, merchant_id: int, principal: Principal, state: State) -> list[dict[str, Any]]:
         return await admin.list_contract_versions(state.pool, principal, merchant_id)
 
     @post("/{merchant_id:int}/terminals", operation_id="createTerminal", guards=[ADMIN])
@@ -120,9 +110,7 @@ class MerchantAdminController(Controller):
         return await admin.create_terminal(state.pool, principal, merchant_id, data.name)
 
     @get("/{merchant_id:int}/terminals", operation_id="listTerminals", guards=[READERS])
-    async def list_terminals(
-        self, merchant_id: int, principal: Principal, state: State
-    ) -> list[dict[str, Any]]:
+    async def list_terminals(self, merchant_id: int, principal: Principal, state: State) -> list[dict[str, Any]]:
         return await admin.list_terminals(state.pool, principal, merchant_id)
 
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-
 from unioncard.db import Queries
 from unioncard.errors import DomainError
 

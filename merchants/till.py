@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import msgspec
-
-from cards.member_code import verify_member_code
-from merchants.model import QuoteIn, RedeemIn, RefundIn
-from merchants.repository import domain_errors, queries
 from unioncard import clock
 from unioncard.auth import Principal
 from unioncard.errors import DomainError
 from unioncard.ids import card_number_valid
+
+from cards.member_code import verify_member_code
+from merchants.model import QuoteIn, RedeemIn, RefundIn
+from merchants.repository import domain_errors, queries
 
 OFFLINE_CAPTURE_AGE_MAX = timedelta(days=30)
 CLOCK_SKEW_MAX = timedelta(minutes=5)
@@ -57,9 +57,7 @@ def check_occurred_at(occurred_at: datetime | None) -> None:
     elif occurred_at < now - OFFLINE_CAPTURE_AGE_MAX:
         problem = "occurred_at is more than 30 days ago"
     if problem:
-        raise DomainError(
-            "validation_failed", problem, errors=[{"field": "occurred_at", "message": problem}]
-        )
+        raise DomainError("validation_failed", problem, errors=[{"field": "occurred_at", "message": problem}])
 
 
 def check_idempotency_key(key: str | None) -> str:
@@ -74,9 +72,7 @@ def request_hash(operation: str, body: msgspec.Struct) -> bytes:
     return hashlib.sha256(operation.encode() + b"\n" + msgspec.json.encode(body)).digest()
 
 
-async def quote_discount(
-    pool: asyncpg.Pool, principal: Principal, body: QuoteIn, secret_key: str
-) -> str:
+async def quote_discount(pool: asyncpg.Pool, principal: Principal, body: QuoteIn, secret_key: str) -> str:
     """The discount this card would get now, as JSON; changes nothing.
 
     Raises DomainError card_not_found, card_inactive, currency_mismatch, unauthorized, ….
@@ -85,7 +81,12 @@ async def quote_discount(
     with domain_errors():
         return await pool.fetchval(  # type: ignore[no-any-return]
             queries.till_quote,
-            principal.terminal_id, number, card_id, body.amount, body.currency, clock.now(),
+            principal.terminal_id,
+            number,
+            card_id,
+            body.amount,
+            body.currency,
+            clock.now(),
         )
 
 
@@ -102,8 +103,15 @@ async def redeem(
     with domain_errors():
         row = await pool.fetchrow(
             queries.till_redeem,
-            principal.terminal_id, number, card_id, body.amount, body.currency,
-            body.receipt_ref, body.occurred_at, key, request_hash("redeem", body),
+            principal.terminal_id,
+            number,
+            card_id,
+            body.amount,
+            body.currency,
+            body.receipt_ref,
+            body.occurred_at,
+            key,
+            request_hash("redeem", body),
         )
     return row["body"], row["replayed"]
 
@@ -119,7 +127,10 @@ async def refund(
     with domain_errors():
         row = await pool.fetchrow(
             queries.till_refund,
-            principal.terminal_id, parse_redemption_id(redemption_id), body.amount, key,
+            principal.terminal_id,
+            parse_redemption_id(redemption_id),
+            body.amount,
+            key,
             request_hash(f"refund {redemption_id}", body),
         )
     return row["body"], row["replayed"]
@@ -128,9 +139,7 @@ async def refund(
 async def get_redemption(pool: asyncpg.Pool, principal: Principal, redemption_id: str) -> str:
     """The sale with its refunds. Raises DomainError redemption_not_found."""
     with domain_errors():
-        found = await pool.fetchval(
-            queries.till_redemption, principal.terminal_id, parse_redemption_id(redemption_id)
-        )
+        found = await pool.fetchval(queries.till_redemption, principal.terminal_id, parse_redemption_id(redemption_id))
     if found is None:
         raise DomainError("redemption_not_found")
     return found  # type: ignore[no-any-return]

@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 from litestar.testing import AsyncTestClient
-
 from unioncard.ids import luhn_checksum_digit
 from unioncard.staff import create_admin
 
@@ -50,36 +49,67 @@ async def make_world(client: AsyncTestClient, dsn: str) -> World:
     finally:
         await conn.close()
     admin = {"Authorization": f"Bearer {token}"}
-    district = await ok(await client.post("/api/admin/v1/orgs", json={"kind": "district", "name": "区总工会"}, headers=admin))
+    district = await ok(
+        await client.post("/api/admin/v1/orgs", json={"kind": "district", "name": "区总工会"}, headers=admin)
+    )
     towns = {}
     for town in ("east", "west"):
-        towns[town] = (await ok(await client.post(
-            "/api/admin/v1/orgs", json={"kind": "town", "name": f"{town}镇", "parent_id": district["id"]},
-            headers=admin)))["id"]
+        towns[town] = (
+            await ok(
+                await client.post(
+                    "/api/admin/v1/orgs",
+                    json={"kind": "town", "name": f"{town}镇", "parent_id": district["id"]},
+                    headers=admin,
+                )
+            )
+        )["id"]
     return World(admin=admin, org_ids={"district": district["id"], **towns})
 
 
-async def add_card(client: AsyncTestClient, world: World, label: str, *, org: str = "east",
-                   tier: str = "普通职工", expires_on: str = "2030-12-31") -> str:
+async def add_card(
+    client: AsyncTestClient,
+    world: World,
+    label: str,
+    *,
+    org: str = "east",
+    tier: str = "普通职工",
+    expires_on: str = "2030-12-31",
+) -> str:
     number = card_number()
-    member = await ok(await client.post("/api/admin/v1/members", headers=world.admin, json={
-        "org_id": world.org_ids[org], "name": f"张{label}", "national_id": national_id(),
-        "card": {"number": number, "expires_on": expires_on, "tier": tier}}))
+    member = await ok(
+        await client.post(
+            "/api/admin/v1/members",
+            headers=world.admin,
+            json={
+                "org_id": world.org_ids[org],
+                "name": f"张{label}",
+                "national_id": national_id(),
+                "card": {"number": number, "expires_on": expires_on, "tier": tier},
+            },
+        )
+    )
     world.cards[label] = number
     world.card_ids[label] = member["card"]["id"]
     return number
 
 
 async def add_merchant(client: AsyncTestClient, world: World, label: str, **contract: Any) -> str:
-    merchant = await ok(await client.post("/api/admin/v1/merchants", headers=world.admin, json={
-        "name": f"{label}超市", "category": "supermarket", "latitude": 30.25, "longitude": 120.16}))
+    merchant = await ok(
+        await client.post(
+            "/api/admin/v1/merchants",
+            headers=world.admin,
+            json={"name": f"{label}超市", "category": "supermarket", "latitude": 30.25, "longitude": 120.16},
+        )
+    )
     world.merchants[label] = merchant["id"]
     terms = {"kind": "percent", "rate_bps": 1000, "valid_from": "2020-01-01", "union_share_bps": 6000}
     terms.update(contract)
-    await ok(await client.post(f"/api/admin/v1/merchants/{merchant['id']}/contracts",
-                               headers=world.admin, json=terms))
-    terminal = await ok(await client.post(f"/api/admin/v1/merchants/{merchant['id']}/terminals",
-                                          headers=world.admin, json={"name": "till 1"}))
+    await ok(await client.post(f"/api/admin/v1/merchants/{merchant['id']}/contracts", headers=world.admin, json=terms))
+    terminal = await ok(
+        await client.post(
+            f"/api/admin/v1/merchants/{merchant['id']}/terminals", headers=world.admin, json={"name": "till 1"}
+        )
+    )
     world.terminals[label] = {"Authorization": f"Bearer {terminal['key']}"}
     world.terminal_ids[label] = terminal["id"]
     return terminal["key"]  # type: ignore[no-any-return]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-
 from unioncard import db
 
 
@@ -20,17 +19,13 @@ async def test_a_changed_applied_migration_is_an_error(conn: asyncpg.Connection)
 
 
 async def test_a_newer_database_is_refused(conn: asyncpg.Connection) -> None:
-    await conn.execute(
-        "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'future', 'x')"
-    )
+    await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'future', 'x')")
     with pytest.raises(db.MigrationError, match="newer than this code"):
         await db.migrate(conn)
 
 
 async def test_ledger_tables_refuse_update_and_delete(conn: asyncpg.Connection) -> None:
-    tx = await conn.fetchval(
-        "INSERT INTO ledger_transactions (kind, occurred_at) VALUES ('test', now()) RETURNING id"
-    )
+    tx = await conn.fetchval("INSERT INTO ledger_transactions (kind, occurred_at) VALUES ('test', now()) RETURNING id")
     async with conn.transaction():
         await conn.execute(
             "INSERT INTO ledger_postings (transaction_id, account, amount_minor, currency) "
@@ -48,9 +43,7 @@ async def test_ledger_tables_refuse_update_and_delete(conn: asyncpg.Connection) 
 
 
 async def test_an_unbalanced_transaction_cannot_commit(conn: asyncpg.Connection) -> None:
-    tx = await conn.fetchval(
-        "INSERT INTO ledger_transactions (kind, occurred_at) VALUES ('test', now()) RETURNING id"
-    )
+    tx = await conn.fetchval("INSERT INTO ledger_transactions (kind, occurred_at) VALUES ('test', now()) RETURNING id")
     with pytest.raises(asyncpg.PostgresError, match="does not balance"):
         async with conn.transaction():
             await conn.execute(

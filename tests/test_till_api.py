@@ -45,8 +45,14 @@ async def count_rows(dsn: str) -> tuple[int, int, int, int]:
 
 
 async def test_quote_shows_the_discount_and_records_nothing(client: AsyncTestClient, world: World, dsn: str) -> None:
-    quote = await ok(await client.post("/api/till/v1/quote", json={"card": world.cards["a"], "amount": 12345,
-                                                                 "currency": "CNY"}, headers=world.terminals["shop"]), 200)
+    quote = await ok(
+        await client.post(
+            "/api/till/v1/quote",
+            json={"card": world.cards["a"], "amount": 12345, "currency": "CNY"},
+            headers=world.terminals["shop"],
+        ),
+        200,
+    )
     assert quote["eligible"] is True
     assert (quote["discount"], quote["union_funded"], quote["merchant_funded"]) == (1235, 741, 494)
     assert quote["pay_amount"] == 12345 - 1235
@@ -56,8 +62,14 @@ async def test_quote_shows_the_discount_and_records_nothing(client: AsyncTestCli
 
 
 async def test_quote_below_minimum_is_not_eligible_with_reason(client: AsyncTestClient, world: World) -> None:
-    quote = await ok(await client.post("/api/till/v1/quote", json={"card": world.cards["a"], "amount": 999,
-                                                                 "currency": "CNY"}, headers=world.terminals["shop"]), 200)
+    quote = await ok(
+        await client.post(
+            "/api/till/v1/quote",
+            json={"card": world.cards["a"], "amount": 999, "currency": "CNY"},
+            headers=world.terminals["shop"],
+        ),
+        200,
+    )
     assert quote["eligible"] is False
     assert quote["reasons"] == ["below_minimum_spend"]
     assert quote["discount"] == 0 and quote["pay_amount"] == 999
@@ -78,21 +90,35 @@ async def test_sale_then_replay_then_reuse(client: AsyncTestClient, world: World
 
 
 async def test_the_same_key_at_another_merchant_is_another_sale(client: AsyncTestClient, world: World) -> None:
-    a = await ok(await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"]),
-                                   headers=keyed(world.terminals["shop"], "k")))
-    b = await ok(await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"]),
-                                   headers=keyed(world.terminals["other"], "k")))
+    a = await ok(
+        await client.post(
+            "/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=keyed(world.terminals["shop"], "k")
+        )
+    )
+    b = await ok(
+        await client.post(
+            "/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=keyed(world.terminals["other"], "k")
+        )
+    )
     assert a["id"] != b["id"]
 
 
 async def test_refunds_partial_then_rest_reverse_in_proportion(client: AsyncTestClient, world: World, dsn: str) -> None:
     shop = world.terminals["shop"]
-    sold = await ok(await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=keyed(shop, "s")))
+    sold = await ok(
+        await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=keyed(shop, "s"))
+    )
     path = f"/api/till/v1/redemptions/{sold['id']}/refunds"
     part = await ok(await client.post(path, json={"amount": 5000}, headers=keyed(shop, "r1")))
     assert part["status"] == "partially_refunded" and part["remaining_amount"] == 7345
     assert part["refunds"][0] | {"id": None, "created_at": None} == {
-        "id": None, "created_at": None, "amount": 5000, "discount": 500, "union_funded": 300, "merchant_funded": 200}
+        "id": None,
+        "created_at": None,
+        "amount": 5000,
+        "discount": 500,
+        "union_funded": 300,
+        "merchant_funded": 200,
+    }
     too_much = await client.post(path, json={"amount": 7346}, headers=keyed(shop, "r2"))
     assert too_much.status_code == 409 and too_much.json()["code"] == "refund_exceeds_remaining"
     rest = await ok(await client.post(path, headers=keyed(shop, "r3")))
@@ -114,8 +140,11 @@ async def test_refunds_partial_then_rest_reverse_in_proportion(client: AsyncTest
 
 
 async def test_another_merchants_redemption_is_not_found(client: AsyncTestClient, world: World, dsn: str) -> None:
-    sold = await ok(await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"]),
-                                      headers=keyed(world.terminals["shop"], "s")))
+    sold = await ok(
+        await client.post(
+            "/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=keyed(world.terminals["shop"], "s")
+        )
+    )
     before = await count_rows(dsn)
     other = world.terminals["other"]
     got = await client.get(f"/api/till/v1/redemptions/{sold['id']}", headers=other)
@@ -145,22 +174,37 @@ async def test_another_merchants_redemption_is_not_found(client: AsyncTestClient
         ({"card": "{badluhn}", "amount": 1200, "currency": "CNY"}, 422, "validation_failed"),
         ({"card": "{unknown}", "amount": 1200, "currency": "CNY"}, 404, "card_not_found"),
         ({"card": "{a}", "amount": 999, "currency": "CNY"}, 422, "not_eligible"),
-        ({"card": "{a}", "amount": 1200, "currency": "CNY", "occurred_at": "2020-01-01T00:00:00+08:00"},
-         422, "validation_failed"),
-        ({"card": "{a}", "amount": 1200, "currency": "CNY", "occurred_at": "2099-01-01T00:00:00+08:00"},
-         422, "validation_failed"),
-        ({"card": "{a}", "amount": 1200, "currency": "CNY", "occurred_at": "2026-01-01T00:00:00"},
-         422, "validation_failed"),
-        ({"member_code": "MC1-1-1234567890-AAAAAAAAAAAAAAAA", "amount": 1200, "currency": "CNY"},
-         422, "member_code_invalid"),
+        (
+            {"card": "{a}", "amount": 1200, "currency": "CNY", "occurred_at": "2020-01-01T00:00:00+08:00"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {"card": "{a}", "amount": 1200, "currency": "CNY", "occurred_at": "2099-01-01T00:00:00+08:00"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {"card": "{a}", "amount": 1200, "currency": "CNY", "occurred_at": "2026-01-01T00:00:00"},
+            422,
+            "validation_failed",
+        ),
+        (
+            {"member_code": "MC1-1-1234567890-AAAAAAAAAAAAAAAA", "amount": 1200, "currency": "CNY"},
+            422,
+            "member_code_invalid",
+        ),
     ],
 )
 async def test_bad_sales_get_a_problem_and_write_nothing(
     client: AsyncTestClient, world: World, dsn: str, body: dict[str, Any], status: int, code: str
 ) -> None:
     valid = world.cards["a"]
-    substitutes = {"{a}": valid, "{badluhn}": valid[:-1] + str((int(valid[-1]) + 1) % 10),
-                   "{unknown}": card_number("621799")}
+    substitutes = {
+        "{a}": valid,
+        "{badluhn}": valid[:-1] + str((int(valid[-1]) + 1) % 10),
+        "{unknown}": card_number("621799"),
+    }
     if isinstance(body.get("card"), str):
         body = {**body, "card": substitutes.get(body["card"], body["card"])}
     response = await client.post("/api/till/v1/redemptions", json=body, headers=keyed(world.terminals["shop"], "bad"))
@@ -172,21 +216,27 @@ async def test_bad_sales_get_a_problem_and_write_nothing(
 
 
 async def test_malformed_json_is_a_problem(client: AsyncTestClient, world: World, dsn: str) -> None:
-    response = await client.post("/api/till/v1/redemptions", content=b'{"card": ', headers={
-        **keyed(world.terminals["shop"], "k"), "Content-Type": "application/json"})
+    response = await client.post(
+        "/api/till/v1/redemptions",
+        content=b'{"card": ',
+        headers={**keyed(world.terminals["shop"], "k"), "Content-Type": "application/json"},
+    )
     assert response.status_code in (400, 422)
     assert response.headers["content-type"].startswith("application/problem+json")
     assert await count_rows(dsn) == (0, 0, 0, 0)
 
 
 async def test_missing_idempotency_key(client: AsyncTestClient, world: World) -> None:
-    response = await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=world.terminals["shop"])
+    response = await client.post(
+        "/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=world.terminals["shop"]
+    )
     assert response.status_code == 400 and response.json()["code"] == "idempotency_key_missing"
 
 
 async def test_not_eligible_lists_reasons(client: AsyncTestClient, world: World) -> None:
-    response = await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"], 500),
-                                 headers=keyed(world.terminals["shop"], "k"))
+    response = await client.post(
+        "/api/till/v1/redemptions", json=sale(world.cards["a"], 500), headers=keyed(world.terminals["shop"], "k")
+    )
     assert response.status_code == 422
     assert response.json()["reasons"] == ["below_minimum_spend"]
 
@@ -194,11 +244,17 @@ async def test_not_eligible_lists_reasons(client: AsyncTestClient, world: World)
 async def test_daily_limit_reached(client: AsyncTestClient, world: World) -> None:
     shop = world.terminals["shop"]
     for i in range(3):
-        await ok(await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=keyed(shop, f"d{i}")))
+        await ok(
+            await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=keyed(shop, f"d{i}"))
+        )
     fourth = await client.post("/api/till/v1/redemptions", json=sale(world.cards["a"]), headers=keyed(shop, "d4"))
     assert fourth.status_code == 422 and fourth.json()["reasons"] == ["daily_limit_reached"]
-    quote = await ok(await client.post("/api/till/v1/quote", json={"card": world.cards["a"], "amount": 5000,
-                                                                 "currency": "CNY"}, headers=shop), 200)
+    quote = await ok(
+        await client.post(
+            "/api/till/v1/quote", json={"card": world.cards["a"], "amount": 5000, "currency": "CNY"}, headers=shop
+        ),
+        200,
+    )
     assert quote["eligible"] is False and quote["reasons"] == ["daily_limit_reached"]
 
 
@@ -210,49 +266,65 @@ async def test_bad_revoked_and_suspended_keys(client: AsyncTestClient, world: Wo
     assert none.status_code == 401
     admin_token = await client.post("/api/till/v1/quote", json=body, headers=world.admin)
     assert admin_token.status_code == 403 and admin_token.json()["code"] == "forbidden"
-    await ok(await client.post(f"/api/admin/v1/merchants/{world.merchants['other']}/status",
-                               json={"status": "suspended"}, headers=world.admin))
+    await ok(
+        await client.post(
+            f"/api/admin/v1/merchants/{world.merchants['other']}/status",
+            json={"status": "suspended"},
+            headers=world.admin,
+        )
+    )
     suspended = await client.post("/api/till/v1/redemptions", json=body, headers=keyed(world.terminals["other"], "s"))
     assert suspended.status_code == 403 and suspended.json()["code"] == "merchant_suspended"
-    await ok(await client.post(f"/api/admin/v1/terminals/{world.terminal_ids['shop']}/revoke",
-                               headers=world.admin), 200)
+    await ok(
+        await client.post(f"/api/admin/v1/terminals/{world.terminal_ids['shop']}/revoke", headers=world.admin), 200
+    )
     revoked = await client.post("/api/till/v1/redemptions", json=body, headers=keyed(world.terminals["shop"], "r"))
     assert revoked.status_code == 401 and revoked.json()["code"] == "unauthorized"
     assert await count_rows(dsn) == (0, 0, 0, 0)
 
 
-async def test_inactive_card_and_offline_capture_judged_by_state_then(
-    client: AsyncTestClient, world: World
-) -> None:
+async def test_inactive_card_and_offline_capture_judged_by_state_then(client: AsyncTestClient, world: World) -> None:
     shop = world.terminals["shop"]
     card_id = world.card_ids["b"]
     before_freeze = datetime.now(UTC)  # after the card was issued, before it is frozen
-    await ok(await client.post(f"/api/admin/v1/cards/{card_id}/status", json={"status": "frozen"},
-                               headers=world.admin), 200)
+    await ok(
+        await client.post(f"/api/admin/v1/cards/{card_id}/status", json={"status": "frozen"}, headers=world.admin), 200
+    )
     now_sale = await client.post("/api/till/v1/redemptions", json=sale(world.cards["b"]), headers=keyed(shop, "n"))
     assert now_sale.status_code == 409 and now_sale.json()["code"] == "card_inactive"
     assert now_sale.json()["card_status"] == "frozen"
-    quote = await client.post("/api/till/v1/quote", json={"card": world.cards["b"], "amount": 5000,
-                                                          "currency": "CNY"}, headers=shop)
+    quote = await client.post(
+        "/api/till/v1/quote", json={"card": world.cards["b"], "amount": 5000, "currency": "CNY"}, headers=shop
+    )
     assert quote.status_code == 409
-    offline = await ok(await client.post("/api/till/v1/redemptions", headers=keyed(shop, "o"),
-                                         json=sale(world.cards["b"], occurred_at=before_freeze.isoformat())))
+    offline = await ok(
+        await client.post(
+            "/api/till/v1/redemptions",
+            headers=keyed(shop, "o"),
+            json=sale(world.cards["b"], occurred_at=before_freeze.isoformat()),
+        )
+    )
     assert offline["occurred_at"].startswith(before_freeze.strftime("%Y-%m-%dT%H:%M"))
 
 
 async def test_member_code_presents_the_card(client: AsyncTestClient, world: World, settings: Any) -> None:
     from cards.member_code import issue_member_code
 
-    issued = await ok(await client.post(f"/api/admin/v1/cards/{world.card_ids['a']}/member-code",
-                                        headers=world.admin), 200)
+    issued = await ok(
+        await client.post(f"/api/admin/v1/cards/{world.card_ids['a']}/member-code", headers=world.admin), 200
+    )
     body = {"member_code": issued["member_code"], "amount": 5000, "currency": "CNY"}
     quote = await ok(await client.post("/api/till/v1/quote", json=body, headers=world.terminals["shop"]), 200)
     assert quote["eligible"] and quote["card"].endswith(world.cards["a"][-4:])
     tampered = issued["member_code"][:-1] + ("A" if issued["member_code"][-1] != "A" else "B")
-    bad = await client.post("/api/till/v1/quote", json={**body, "member_code": tampered}, headers=world.terminals["shop"])
+    bad = await client.post(
+        "/api/till/v1/quote", json={**body, "member_code": tampered}, headers=world.terminals["shop"]
+    )
     assert bad.status_code == 422 and bad.json()["code"] == "member_code_invalid"
     old, _ = issue_member_code(settings.secret_key, world.card_ids["a"], datetime.now(UTC) - timedelta(minutes=5), 60)
-    expired = await client.post("/api/till/v1/quote", json={**body, "member_code": old}, headers=world.terminals["shop"])
+    expired = await client.post(
+        "/api/till/v1/quote", json={**body, "member_code": old}, headers=world.terminals["shop"]
+    )
     assert expired.status_code == 422 and expired.json()["code"] == "member_code_expired"
 
 

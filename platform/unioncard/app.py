@@ -125,7 +125,9 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             Exception: on_unexpected_error,
         },
         openapi_config=OpenAPIConfig(
-            title="Union Card", version="1", path="/schema",
+            title="Union Card",
+            version="1",
+            path="/schema",
             description="Till API v1 for POS integrators, and the admin API.",
         ),
         template_config=TemplateConfig(directory=template_dirs, engine=JinjaTemplateEngine),

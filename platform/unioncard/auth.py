@@ -26,9 +26,7 @@ class Role(StrEnum):
     MEMBER = "member"
 
 
-STAFF_ROLES = frozenset(
-    {Role.FEDERATION_ADMIN, Role.FINANCE_OFFICER, Role.ORG_REVIEWER, Role.MERCHANT_ADMIN}
-)
+STAFF_ROLES = frozenset({Role.FEDERATION_ADMIN, Role.FINANCE_OFFICER, Role.ORG_REVIEWER, Role.MERCHANT_ADMIN})
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,9 +106,7 @@ class TerminalCache:
         self._entries.clear()
 
 
-async def principal_for_terminal_key(
-    pool: asyncpg.Pool, cache: TerminalCache, key: str
-) -> Principal | None:
+async def principal_for_terminal_key(pool: asyncpg.Pool, cache: TerminalCache, key: str) -> Principal | None:
     key_hash = hash_secret(key)
     hit, principal = cache.get(key_hash)
     if hit:
@@ -188,9 +184,7 @@ def requires(*roles: Role) -> Any:
     """A guard: the caller must be authenticated with one of these roles."""
     allowed = frozenset(roles)
 
-    async def guard(
-        connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-    ) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = await resolve_principal(connection)
         if principal is None:
             raise DomainError("unauthorized")

