@@ -34,7 +34,8 @@ class TillController(Controller):
     @post("/quote", operation_id="tillQuote", status_code=200)
     async def quote(self, data: QuoteIn, principal: Principal, state: State) -> Response[bytes]:
         """The discount a card would get for this amount; records nothing."""
-        body = await till.quote_discount(state.pool, principal, data, state.settings.secret_key)
+        with state.lookup_limiter.lookup(principal.terminal_id):
+            body = await till.quote_discount(state.pool, principal, data, state.settings.secret_key)
         return _json(body)
 
     @post("/redemptions", operation_id="tillRedeem", status_code=201)
@@ -42,7 +43,8 @@ class TillController(Controller):
         self, data: RedeemIn, principal: Principal, state: State, idempotency_key: IdempotencyKey
     ) -> Response[bytes]:
         """Record a sale with its discount; replays return the first response."""
-        body, replayed = await till.redeem(state.pool, principal, data, idempotency_key, state.settings.secret_key)
+        with state.lookup_limiter.lookup(principal.terminal_id):
+            body, replayed = await till.redeem(state.pool, principal, data, idempotency_key, state.settings.secret_key)
         return _json(body, 201, replayed)
 
     @post("/redemptions/{redemption_id:str}/refunds", operation_id="tillRefund", status_code=201)

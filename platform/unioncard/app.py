@@ -83,6 +83,7 @@ async def healthz(state: State) -> Response[dict[str, Any]]:
 def create_app(settings: Settings | None = None, dsn: str | None = None) -> Litestar:
     """Build the whole app; `dsn` overrides settings.database_url (tests, the CLI)."""
     from cards.api import CardAdminController, LedgerController, OrgAdminController
+    from merchants.lookups import LookupLimiter
     from merchants.api import MerchantAdminController, TerminalAdminController, TillController
     from merchants.pages import till_page_routes
 
@@ -116,7 +117,13 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
         ],
         lifespan=[lifespan],
         before_request=strict_json_body,
-        state=State({"settings": settings, "terminal_cache": TerminalCache(settings.terminal_cache_ttl_s)}),
+        state=State(
+            {
+                "settings": settings,
+                "terminal_cache": TerminalCache(settings.terminal_cache_ttl_s),
+                "lookup_limiter": LookupLimiter(),
+            }
+        ),
         exception_handlers={
             DomainError: on_domain_error,
             ValidationException: on_validation_error,

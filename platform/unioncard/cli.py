@@ -46,13 +46,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if applied:
             print(f"migrations applied: {', '.join(applied)}")
         os.environ["DATABASE_URL"] = dsn  # the workers read it
-        print(f"Union Card on http://{args.host}:{args.port}/  (till page /till, API /schema)")
+        print(f"Union Card on http://{settings.host}:{settings.port}/  (till page /till, API /schema)")
         Granian(
             "unioncard.app:create_app_from_env",
             factory=True,
             interface=Interfaces.ASGI,
-            address=args.host,
-            port=args.port,
+            address=settings.host,
+            port=settings.port,
             workers=args.workers,
             log_access=False,
             backlog=2048,
