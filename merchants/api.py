@@ -8,10 +8,10 @@ from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
-from unioncard.auth import Principal, Role, current_principal, requires
 
 from merchants import admin, till
 from merchants.model import ContractIn, MerchantIn, QuoteIn, RedeemIn, RefundIn, StatusIn, TerminalIn
+from unioncard.auth import Principal, Role, current_principal, requires
 
 JSON = "application/json"
 IdempotencyKey = Annotated[

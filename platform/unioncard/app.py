@@ -83,8 +83,8 @@ async def healthz(state: State) -> Response[dict[str, Any]]:
 def create_app(settings: Settings | None = None, dsn: str | None = None) -> Litestar:
     """Build the whole app; `dsn` overrides settings.database_url (tests, the CLI)."""
     from cards.api import CardAdminController, LedgerController, OrgAdminController
-    from merchants.lookups import LookupLimiter
     from merchants.api import MerchantAdminController, TerminalAdminController, TillController
+    from merchants.lookups import LookupLimiter
     from merchants.pages import till_page_routes
 
     settings = settings or load_settings()
