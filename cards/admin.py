@@ -6,15 +6,15 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from cards.member_code import issue_member_code
+from cards.model import CardStatusIn, MemberIn, OrgIn
+from cards.repository import queries
 from unioncard import audit, clock
 from unioncard.auth import Principal
 from unioncard.errors import DomainError
 from unioncard.ids import card_number_valid, keyed_hash
 from unioncard.settings import Settings
-
-from cards.member_code import issue_member_code
-from cards.model import CardStatusIn, MemberIn, OrgIn
-from cards.repository import queries
 
 CONFLICTS = {
     "members_national_id_key": "a member with this national ID exists",

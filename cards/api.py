@@ -9,10 +9,10 @@ from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
-from unioncard.auth import Principal, Role, current_principal, requires
 
 from cards import admin
 from cards.model import CardStatusIn, MemberIn, OrgIn
+from unioncard.auth import Principal, Role, current_principal, requires
 
 ADMIN = requires(Role.FEDERATION_ADMIN)
 TREE_READERS = requires(Role.FEDERATION_ADMIN, Role.FINANCE_OFFICER, Role.ORG_REVIEWER)

@@ -6,13 +6,13 @@ from typing import Any
 
 import asyncpg
 import msgspec
+
+from merchants.model import ContractIn, MerchantIn
+from merchants.repository import queries
 from unioncard import audit
 from unioncard.auth import Principal
 from unioncard.errors import DomainError
 from unioncard.ids import hash_secret, new_secret
-
-from merchants.model import ContractIn, MerchantIn
-from merchants.repository import queries
 
 
 def _row(record: asyncpg.Record) -> dict[str, Any]:

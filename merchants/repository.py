@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+
 from unioncard.db import Queries
 from unioncard.errors import DomainError
 

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import msgspec
-from unioncard import clock
-from unioncard.auth import Principal
-from unioncard.errors import DomainError
-from unioncard.ids import card_number_valid
 
 from cards.member_code import verify_member_code
 from merchants.model import QuoteIn, RedeemIn, RefundIn
 from merchants.repository import domain_errors, queries
+from unioncard import clock
+from unioncard.auth import Principal
+from unioncard.errors import DomainError
+from unioncard.ids import card_number_valid
 
 OFFLINE_CAPTURE_AGE_MAX = timedelta(days=30)
 CLOCK_SKEW_MAX = timedelta(minutes=5)

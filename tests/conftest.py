@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
+
 from unioncard import db
 from unioncard.settings import Settings
 

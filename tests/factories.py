@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 from litestar.testing import AsyncTestClient
+
 from unioncard.ids import luhn_checksum_digit
 from unioncard.staff import create_admin
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
-from unioncard.money import apply_bps, round_half_up_div, split_discount
 
 from tests.factories import add_card, add_merchant, make_world
+from unioncard.money import apply_bps, round_half_up_div, split_discount
 
 
 @given(amount=st.integers(1, 10**8), rate=st.integers(1, 10_000), share=st.integers(0, 10_000))

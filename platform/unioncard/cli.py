@@ -127,7 +127,6 @@ def cmd_admin_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from cards.csv_import import import_members_and_cards
     from merchants.csv_import import import_merchants
-
     from unioncard.errors import DomainError
 
     data = Path(args.file).read_bytes()
