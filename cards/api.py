@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
@@ -76,3 +76,17 @@ class LedgerController(Controller):
     async def unbalanced(self, state: State) -> list[dict[str, Any]]:
         """Ledger transactions that do not balance: always empty."""
         return await admin.unbalanced_transactions(state.pool)
+
+
+class ImportController(Controller):
+    path = "/api/admin/v1/imports"
+    tags = ["admin: imports"]
+    guards = [ADMIN]
+
+    @post("/members", operation_id="importMembers", status_code=201)
+    async def members(self, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+        """Members with their cards from a CSV body (UTF-8, BOM or GBK); all lines or none."""
+        from cards.csv_import import import_members_and_cards
+
+        async with state.pool.acquire() as conn:
+            return await import_members_and_cards(conn, await request.body(), secret_key=state.settings.secret_key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
@@ -124,3 +124,17 @@ class TerminalAdminController(Controller):
     @post("/{terminal_id:int}/revoke", operation_id="revokeTerminal", guards=[ADMIN], status_code=200)
     async def revoke(self, terminal_id: int, principal: Principal, state: State) -> dict[str, Any]:
         return await admin.revoke_terminal(state, principal, terminal_id)
+
+
+class MerchantImportController(Controller):
+    path = "/api/admin/v1/imports"
+    tags = ["admin: imports"]
+    guards = [ADMIN]
+
+    @post("/merchants", operation_id="importMerchants", status_code=201)
+    async def merchants(self, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+        """Merchants from a CSV body (UTF-8, BOM or GBK); all lines or none."""
+        from merchants.csv_import import import_merchants
+
+        async with state.pool.acquire() as conn:
+            return await import_merchants(conn, await request.body())

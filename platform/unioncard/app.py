@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -82,8 +83,13 @@ async def healthz(state: State) -> Response[dict[str, Any]]:
 
 def create_app(settings: Settings | None = None, dsn: str | None = None) -> Litestar:
     """Build the whole app; `dsn` overrides settings.database_url (tests, the CLI)."""
-    from cards.api import CardAdminController, LedgerController, OrgAdminController
-    from merchants.api import MerchantAdminController, TerminalAdminController, TillController
+    from cards.api import CardAdminController, ImportController, LedgerController, OrgAdminController
+    from merchants.api import (
+        MerchantAdminController,
+        MerchantImportController,
+        TerminalAdminController,
+        TillController,
+    )
     from merchants.lookups import LookupLimiter
     from merchants.pages import till_page_routes
 
@@ -102,7 +108,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
 
     import merchants
 
-    template_dirs = [WEB_DIR / "templates", Path(merchants.__file__).parent / "templates"]
+    template_dirs: list[Path | os.PathLike[Any] | str] = [WEB_DIR / "templates", Path(merchants.__file__).parent / "templates"]
     return Litestar(
         route_handlers=[
             healthz,
@@ -112,6 +118,8 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             OrgAdminController,
             CardAdminController,
             LedgerController,
+            ImportController,
+            MerchantImportController,
             *till_page_routes(),
             create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
         ],

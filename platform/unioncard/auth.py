@@ -164,7 +164,7 @@ async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> P
     """The caller of this request, looked up once and kept on the connection."""
     scope = connection.scope
     if "unioncard.principal" in scope:
-        return scope["unioncard.principal"]  # type: ignore[no-any-return]
+        return scope["unioncard.principal"]  # type: ignore[typeddict-item,no-any-return]
     state = connection.app.state
     principal: Principal | None = None
     header = connection.headers.get("authorization", "")

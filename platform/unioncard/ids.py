@@ -20,15 +20,19 @@ def luhn_checksum_digit(partial: str) -> str:
     return str((10 - total % 10) % 10)
 
 
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def luhn_valid(number: str) -> bool:
-    if not number.isdigit() or len(number) < 2:
+    if not _ascii_digits(number) or len(number) < 2:
         return False
     return luhn_checksum_digit(number[:-1]) == number[-1]
 
 
 def card_number_valid(number: str) -> bool:
     """16–19 digits, Luhn-valid."""
-    return 16 <= len(number) <= 19 and number.isdigit() and luhn_valid(number)
+    return 16 <= len(number) <= 19 and luhn_valid(number)
 
 
 def mask_card(number: str) -> str:
