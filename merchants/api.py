@@ -7,13 +7,41 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from merchants import admin, till
-from merchants.model import ContractIn, MerchantIn, QuoteIn, RedeemIn, RefundIn, StatusIn, TerminalIn
+from merchants.model import (
+    ContractIn,
+    MerchantIn,
+    Problem,
+    QuoteIn,
+    QuoteOut,
+    RedeemIn,
+    RedemptionOut,
+    RefundIn,
+    StatusIn,
+    TerminalIn,
+)
 from unioncard.auth import Principal, Role, current_principal, requires
 
 JSON = "application/json"
+PROBLEMS = {
+    status: ResponseSpec(Problem, description=text, media_type="application/problem+json")
+    for status, text in (
+        (401, "unauthorized: bad, revoked or missing terminal key"),
+        (403, "terminal_suspended, merchant_suspended"),
+        (404, "card_not_found, redemption_not_found"),
+        (409, "card_inactive, idempotency_key_reused, refund_exceeds_remaining"),
+        (422, "malformed_request, validation_failed, not_eligible (with reasons), currency_mismatch"),
+    )
+}
+
+
+def _documented(status: int, model: type) -> dict[int, ResponseSpec]:
+    return {status: ResponseSpec(model, description="success", media_type=JSON), **PROBLEMS}
+
+
 IdempotencyKey = Annotated[
     str | None,
     Parameter(header="Idempotency-Key", description="unique per sale or refund; 1–255 chars"),
@@ -31,14 +59,14 @@ class TillController(Controller):
     guards = [requires(Role.TERMINAL)]
     dependencies = {"principal": Provide(current_principal)}
 
-    @post("/quote", operation_id="tillQuote", status_code=200)
+    @post("/quote", operation_id="tillQuote", status_code=200, responses=_documented(200, QuoteOut))
     async def quote(self, data: QuoteIn, principal: Principal, state: State) -> Response[bytes]:
         """The discount a card would get for this amount; records nothing."""
         with state.lookup_limiter.lookup(principal.terminal_id):
             body = await till.quote_discount(state.pool, principal, data, state.settings.secret_key)
         return _json(body)
 
-    @post("/redemptions", operation_id="tillRedeem", status_code=201)
+    @post("/redemptions", operation_id="tillRedeem", status_code=201, responses=_documented(201, RedemptionOut))
     async def redeem(
         self, data: RedeemIn, principal: Principal, state: State, idempotency_key: IdempotencyKey
     ) -> Response[bytes]:
@@ -47,7 +75,12 @@ class TillController(Controller):
             body, replayed = await till.redeem(state.pool, principal, data, idempotency_key, state.settings.secret_key)
         return _json(body, 201, replayed)
 
-    @post("/redemptions/{redemption_id:str}/refunds", operation_id="tillRefund", status_code=201)
+    @post(
+        "/redemptions/{redemption_id:str}/refunds",
+        operation_id="tillRefund",
+        status_code=201,
+        responses=_documented(201, RedemptionOut),
+    )
     async def refund(
         self,
         redemption_id: str,
@@ -60,7 +93,9 @@ class TillController(Controller):
         body, replayed = await till.refund(state.pool, principal, redemption_id, data or RefundIn(), idempotency_key)
         return _json(body, 201, replayed)
 
-    @get("/redemptions/{redemption_id:str}", operation_id="tillGetRedemption")
+    @get(
+        "/redemptions/{redemption_id:str}", operation_id="tillGetRedemption", responses=_documented(200, RedemptionOut)
+    )
     async def get_redemption(self, redemption_id: str, principal: Principal, state: State) -> Response[bytes]:
         """A sale with its refunds."""
         return _json(await till.get_redemption(state.pool, principal, redemption_id))

@@ -75,3 +75,64 @@ class TerminalIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class StatusIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     status: Literal["active", "suspended"]
+
+
+class QuoteOut(msgspec.Struct, kw_only=True):
+    """What the till shows before the sale: all amounts in minor units."""
+
+    eligible: bool
+    amount: int
+    currency: str
+    discount: int
+    union_funded: int
+    merchant_funded: int
+    pay_amount: int
+    offer_id: int | None
+    card: str
+    member: str
+    reasons: list[str]
+
+
+class RefundOut(msgspec.Struct, kw_only=True):
+    id: str
+    amount: int
+    discount: int
+    union_funded: int
+    merchant_funded: int
+    created_at: datetime
+
+
+class RedemptionOut(msgspec.Struct, kw_only=True):
+    """A recorded sale and its refunds; `refund_id` names the refund a refund call made."""
+
+    id: str
+    status: Literal["recorded", "partially_refunded", "refunded"]
+    merchant_id: int
+    terminal_id: int
+    amount: int
+    currency: str
+    discount: int
+    union_funded: int
+    merchant_funded: int
+    pay_amount: int
+    offer_id: int
+    card: str
+    member: str
+    receipt_ref: str
+    occurred_at: datetime
+    recorded_at: datetime
+    refunded_amount: int
+    remaining_amount: int
+    refunds: list[RefundOut]
+    refund_id: str | None = None
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """RFC 9457 problem details with a stable `code`."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    reasons: list[str] | None = None
