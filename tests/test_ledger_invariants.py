@@ -201,3 +201,34 @@ def pricing_db(server_dsn: str, template_name: str) -> Iterator[PricingDb]:
     runner.run(conn.close())
     runner.run(database.__aexit__(None, None, None))
     runner.close()
+
+
+async def test_a_balance_at_any_past_moment(client: AsyncTestClient, dsn: str) -> None:
+    world = await make_world(client, dsn)
+    card = await add_card(client, world, "a")
+    await add_merchant(client, world, "shop")
+    shop = world.terminals["shop"]
+    account = f"merchant:{world.merchants['shop']}:payable"
+    sold = await client.post(
+        "/api/till/v1/redemptions",
+        json={"card": card, "amount": 10_000, "currency": "CNY"},
+        headers={**shop, "Idempotency-Key": "s"},
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        after_sale = await conn.fetchval("SELECT clock_timestamp()")
+        await client.post(
+            f"/api/till/v1/redemptions/{sold.json()['id']}/refunds", headers={**shop, "Idempotency-Key": "r"}
+        )
+        before_sale = await conn.fetchval("SELECT min(recorded_at) - interval '1 second' FROM ledger_postings")
+    finally:
+        await conn.close()
+
+    async def balance(at: object) -> int:
+        params = {"account": account} | ({"at": at.isoformat()} if at else {})  # type: ignore[attr-defined]
+        body = (await client.get("/api/admin/v1/ledger/balance", params=params, headers=world.admin)).json()
+        return body["balance_minor"]  # type: ignore[no-any-return]
+
+    assert await balance(before_sale) == 0
+    assert await balance(after_sale) == -600  # the union owes the shop its 60% of a 1,000 discount
+    assert await balance(None) == 0  # refunded in full since
