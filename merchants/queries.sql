@@ -101,3 +101,7 @@ RETURNING id, merchant_id, name, key_prefix, status, created_at, revoked_at
 -- A web-till session for a terminal key.
 INSERT INTO sessions (token_hash, terminal_id, expires_at)
 VALUES ($1, $2, now() + make_interval(secs => $3))
+
+-- name: session_delete
+-- Sign out: the session ends now, whoever it belonged to.
+DELETE FROM sessions WHERE token_hash = $1
