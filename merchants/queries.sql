@@ -105,3 +105,10 @@ VALUES ($1, $2, now() + make_interval(secs => $3))
 -- name: session_delete
 -- Sign out: the session ends now, whoever it belonged to.
 DELETE FROM sessions WHERE token_hash = $1
+
+-- name: till_replay
+-- The sale already recorded under this key and request, if any (a retry after the member code expired).
+SELECT till_redemption_json(k.resource_id)::text
+  FROM idempotency_keys k
+ WHERE k.merchant_id = till_terminal($1) AND k.key = $2 AND k.request_hash = $3
+   AND k.resource_kind = 'redemption'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -331,3 +332,20 @@ async def test_member_code_presents_the_card(client: AsyncTestClient, world: Wor
 async def test_english_titles_on_request(client: AsyncTestClient, world: World) -> None:
     response = await client.post("/api/till/v1/quote", json={}, headers={"Accept-Language": "en-US"})
     assert response.status_code == 401 and response.json()["title"] == "Missing or invalid credentials"
+
+
+async def test_a_retry_after_the_member_code_expired_replays_the_sale(
+    client: AsyncTestClient, world: World, settings: Any
+) -> None:
+    from cards.member_code import issue_member_code
+
+    code, _ = issue_member_code(settings.secret_key, world.card_ids["a"], datetime.now(UTC) - timedelta(seconds=58), 60)
+    body = {"member_code": code, "amount": 5000, "currency": "CNY"}
+    headers = keyed(world.terminals["shop"], "code-sale")
+    first = await ok(await client.post("/api/till/v1/redemptions", json=body, headers=headers))
+    await asyncio.sleep(2.5)  # the code has now expired
+    retry = await client.post("/api/till/v1/redemptions", json=body, headers=headers)
+    assert retry.status_code == 201 and retry.headers["idempotent-replayed"] == "true"
+    assert retry.json()["id"] == first["id"]
+    fresh = await client.post("/api/till/v1/redemptions", json=body, headers=keyed(world.terminals["shop"], "new"))
+    assert fresh.status_code == 422 and fresh.json()["code"] == "member_code_expired"
