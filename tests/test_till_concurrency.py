@@ -90,3 +90,13 @@ async def test_concurrent_refunds_never_exceed_the_sale(client: AsyncTestClient,
     statuses = Counter(await asyncio.gather(*(refund(i) for i in range(12))))
     assert statuses == Counter({201: 3, 409: 9})
     assert await _fetchval(dsn, "SELECT sum(amount_minor) FROM refunds") == 9000
+
+
+async def test_a_daily_discount_cap_trims_the_last_sale_under_concurrency(client: AsyncTestClient, dsn: str) -> None:
+    world = await make_world(client, dsn)
+    card = await add_card(client, world, "a")
+    await add_merchant(client, world, "shop", per_card_daily_discount_minor_max=2500)
+    statuses = await _redeem_many(client, world, "shop", [card] * 10, [f"k{i}" for i in range(10)])
+    assert statuses == Counter({201: 3, 422: 7})  # 1,000 + 1,000 + the last 500 of the cap
+    assert await _fetchval(dsn, "SELECT sum(discount_minor) FROM redemptions") == 2500
+    assert await _fetchval(dsn, "SELECT discount_minor FROM card_usage_days") == 2500

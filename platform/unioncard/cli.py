@@ -175,6 +175,11 @@ def cmd_ledger_check(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from unioncard.bench import run_bench
 
+    if settings.database_url and not args.skip_demo and not args.reset:
+        print(
+            "bench loads the demo, replacing everything in the database: add --reset (or --skip-demo)", file=sys.stderr
+        )
+        return 2
     return run_bench(args, settings)
 
 
@@ -224,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     till.add_argument("--workers", type=int, default=2)
     till.add_argument("--scale", type=float, default=1.0)
     till.add_argument("--skip-demo", action="store_true", help="reuse the loaded demo")
+    till.add_argument("--reset", action="store_true", help="confirm replacing a DATABASE_URL database with the demo")
+    till.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
     till.set_defaults(func=cmd_bench)
     return parser
 
