@@ -53,3 +53,13 @@ async def test_an_unbalanced_transaction_cannot_commit(conn: asyncpg.Connection)
                 tx,
             )
     assert await conn.fetchval("SELECT count(*) FROM ledger_postings") == 0
+
+
+async def test_postings_cannot_be_written_one_leg_at_a_time(conn: asyncpg.Connection) -> None:
+    tx = await conn.fetchval("INSERT INTO ledger_transactions (kind, occurred_at) VALUES ('test', now()) RETURNING id")
+    with pytest.raises(asyncpg.PostgresError, match="does not balance"):
+        await conn.execute(
+            "INSERT INTO ledger_postings (transaction_id, account, amount_minor, currency) VALUES ($1, 'a', 5, 'CNY')", tx
+        )
+    assert await conn.fetchval("SELECT ledger_post('test', NULL, NULL, NULL, now(), 'a', 'b', 7, 'CNY')") is not None
+    assert await conn.fetchval("SELECT count(*) FROM ledger_unbalanced") == 0
