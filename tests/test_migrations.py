@@ -59,7 +59,8 @@ async def test_postings_cannot_be_written_one_leg_at_a_time(conn: asyncpg.Connec
     tx = await conn.fetchval("INSERT INTO ledger_transactions (kind, occurred_at) VALUES ('test', now()) RETURNING id")
     with pytest.raises(asyncpg.PostgresError, match="does not balance"):
         await conn.execute(
-            "INSERT INTO ledger_postings (transaction_id, account, amount_minor, currency) VALUES ($1, 'a', 5, 'CNY')", tx
+            "INSERT INTO ledger_postings (transaction_id, account, amount_minor, currency) VALUES ($1, 'a', 5, 'CNY')",
+            tx,
         )
     assert await conn.fetchval("SELECT ledger_post('test', NULL, NULL, NULL, now(), 'a', 'b', 7, 'CNY')") is not None
     assert await conn.fetchval("SELECT count(*) FROM ledger_unbalanced") == 0

@@ -108,7 +108,10 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
 
     import merchants
 
-    template_dirs: list[Path | os.PathLike[Any] | str] = [WEB_DIR / "templates", Path(merchants.__file__).parent / "templates"]
+    template_dirs: list[Path | os.PathLike[Any] | str] = [
+        WEB_DIR / "templates",
+        Path(merchants.__file__).parent / "templates",
+    ]
     return Litestar(
         route_handlers=[
             healthz,
