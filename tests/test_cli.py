@@ -82,3 +82,9 @@ def _postgres_running(pgdata: str) -> bool:
         if proc.info.get("name") == "postgres" and any(pgdata in part for part in cmdline):
             return True
     return False
+
+
+def test_serve_refuses_the_development_secret_beyond_loopback() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "UNIONCARD_SECRET_KEY")}
+    refused = run_cli("serve", "--host", "0.0.0.0", env=env, timeout=30)
+    assert refused.returncode == 2 and "UNIONCARD_SECRET_KEY" in refused.stderr

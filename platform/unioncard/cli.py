@@ -41,6 +41,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.secret_key == Settings().secret_key:
+        print(
+            "refusing to listen beyond this machine with the development secret: set UNIONCARD_SECRET_KEY",
+            file=sys.stderr,
+        )
+        return 2
     with db.database_url(settings) as dsn:
         applied = asyncio.run(db.migrate_dsn(dsn))
         if applied:
