@@ -1,0 +1,1 @@
+"""Settlement: merchants' claims for the union share of their sales, and their reconciliation."""

@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
     )
     from merchants.lookups import LookupLimiter
     from merchants.pages import till_page_routes
+    from settlement.api import ClaimController
 
     settings = settings or load_settings()
     target = dsn or settings.database_url
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             LedgerController,
             ImportController,
             MerchantImportController,
+            ClaimController,
             *till_page_routes(),
             create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
         ],

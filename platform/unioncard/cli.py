@@ -153,6 +153,26 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_claims_import(args: argparse.Namespace, settings: Settings) -> int:
+    from settlement.service import import_claim_file
+    from unioncard.errors import DomainError
+
+    data = Path(args.file).read_bytes()
+
+    async def load(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await import_claim_file(conn, data, merchant_id=args.merchant, period=args.period)
+
+    try:
+        result = _run(settings, lambda dsn: _with_conn(dsn, load))
+    except DomainError as error:
+        print(f"rejected: {error.detail or error.code}; nothing was stored", file=sys.stderr)
+        for problem in error.extra.get("errors", []):
+            print(f"  line {problem.get('line')}: {problem.get('column') or ''} {problem['message']}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, ensure_ascii=False, default=str))
+    return 0
+
+
 def cmd_member_code(args: argparse.Namespace, settings: Settings) -> int:
     from cards.member_code import issue_member_code
     from unioncard import clock
@@ -226,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="the card ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
     ledger_sub.add_parser("check", help="prove every transaction balances").set_defaults(func=cmd_ledger_check)
+
+    claims = sub.add_parser("claims", help="settlement claims")
+    claims_sub = claims.add_subparsers(dest="claims_command", required=True)
+    claim_import = claims_sub.add_parser("import", help="a merchant's claim from CSV (UTF-8, UTF-8 with BOM, or GBK)")
+    claim_import.add_argument("--merchant", type=int, required=True)
+    claim_import.add_argument("--period", default=None, help="YYYY-MM; default: the first line's month")
+    claim_import.add_argument("file")
+    claim_import.set_defaults(func=cmd_claims_import)
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)

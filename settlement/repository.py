@@ -1,0 +1,65 @@
+"""Thin typed functions over settlement/queries.sql."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from settlement.model import ClaimLine
+from unioncard.db import Queries
+
+queries = Queries(Path(__file__).parent / "queries.sql")
+
+LINE_COLUMNS = (
+    "claim_id", "line_no", "merchant_id", "redemption_id", "receipt_ref", "occurred_at", "amount_minor",
+    "union_funded_minor",
+)  # fmt: skip
+NIL_UUID = UUID(int=0)
+
+
+async def insert_claim(conn: asyncpg.Connection, merchant_id: int, period: Any, currency: str, source: str) -> int:
+    return await conn.fetchval(queries.claim_insert, merchant_id, period, currency, source)  # type: ignore[no-any-return]
+
+
+async def copy_lines(conn: asyncpg.Connection, claim_id: int, merchant_id: int, lines: list[ClaimLine]) -> None:
+    records = [
+        (claim_id, line.line_no, merchant_id, line.redemption_id, line.receipt_ref, line.occurred_at,
+         line.amount_minor, line.union_funded_minor)
+        for line in lines
+    ]  # fmt: skip
+    await conn.copy_records_to_table("claim_lines", records=records, columns=LINE_COLUMNS)
+    await conn.execute(queries.claim_seal, claim_id)
+
+
+async def classify(conn: asyncpg.Connection, claim_id: int, tolerance_minor: int) -> dict[str, Any]:
+    await conn.execute(queries.claim_classify, claim_id, tolerance_minor)
+    row = await conn.fetchrow(queries.run_insert, claim_id, tolerance_minor)
+    return dict(row)
+
+
+async def claim(conn: asyncpg.Connection, claim_id: int) -> dict[str, Any] | None:
+    row = await conn.fetchrow(queries.claim_get, claim_id)
+    return dict(row) if row is not None else None
+
+
+async def class_totals(conn: asyncpg.Connection, claim_id: int) -> list[dict[str, Any]]:
+    return [dict(row) for row in await conn.fetch(queries.claim_class_totals, claim_id)]
+
+
+async def unclaimed_totals(conn: asyncpg.Connection, claim_id: int) -> dict[str, Any]:
+    return dict(await conn.fetchrow(queries.claim_unclaimed_totals, claim_id))
+
+
+async def lines_page(
+    conn: asyncpg.Connection, claim_id: int, after_line: int, line_class: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(queries.claim_lines_page, claim_id, after_line, line_class, limit)
+    return [dict(row) for row in rows]
+
+
+async def unclaimed(conn: asyncpg.Connection, claim_id: int, after: UUID | None, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(queries.claim_unclaimed, claim_id, after or NIL_UUID, limit)
+    return [dict(row) for row in rows]
