@@ -93,8 +93,11 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
     from merchants.lookups import LookupLimiter
     from merchants.pages import till_page_routes
     from settlement.api import ClaimController
+    from settlement.batch_api import BatchController
+    from settlement.rails import rail_for
 
     settings = settings or load_settings()
+    rail_for(settings)  # refuse to start when the payout rail cannot pay the configured currency
     target = dsn or settings.database_url
     if not target:
         raise RuntimeError("create_app needs a database: set DATABASE_URL or use `unioncard serve`")
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             ImportController,
             MerchantImportController,
             ClaimController,
+            BatchController,
             *till_page_routes(),
             create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
         ],

@@ -1,0 +1,288 @@
+"""Settlement batches: create from a reconciled claim, approve once, pay through a rail; each owns its transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from settlement.rails import BankFileRail, Instruction, Payee, RailEvent
+from unioncard import audit
+from unioncard.auth import Principal, Role
+from unioncard.csvfile import rejection_as_domain_error
+from unioncard.db import Queries
+from unioncard.errors import DomainError
+
+queries = Queries(Path(__file__).parent / "batch_queries.sql")
+
+FINANCE = frozenset({Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN})
+LIVE = ["approved", "submitting", "transferred"]  # an instruction the rail may still pay
+PAGE_LIMIT_MAX = 1000
+
+
+class ExcludedLineIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    line_no: int
+    reason: str
+
+
+class BatchIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A batch for a reconciled claim; matched lines may be excluded, each with a reason."""
+
+    claim_id: int
+    excluded_lines: list[ExcludedLineIn] = []
+
+
+class ConfirmPaidIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Instruction ids finance saw paid; none means every live instruction of the batch."""
+
+    instruction_ids: list[int] | None = None
+
+
+async def create_batch(conn: asyncpg.Connection, principal: Principal, data: BatchIn) -> dict[str, Any]:
+    """A draft batch of the claim's matched lines. Raises DomainError not_found, validation_failed, conflict."""
+    _require_finance(principal)
+    claim = await conn.fetchrow(queries.claim_for_batch, data.claim_id)
+    if claim is None:
+        raise DomainError("not_found", f"no claim {data.claim_id}")
+    if claim["status"] != "reconciled":
+        raise DomainError("conflict", f"claim {data.claim_id} is not reconciled")
+    _check_exclusions(data.excluded_lines, set(claim["matched_lines"]))
+    numbers = [line.line_no for line in data.excluded_lines]
+    reasons = [line.reason.strip() for line in data.excluded_lines]
+    try:
+        async with conn.transaction():
+            batch_id = await conn.fetchval(queries.batch_insert, data.claim_id, principal.actor)
+            await conn.fetch(queries.batch_lines_insert, batch_id, numbers, reasons)
+            await conn.execute(queries.batch_gross_set, batch_id)
+            await audit.record(conn, principal, "settlement.batch_created", f"batch:{batch_id}",
+                               claim_id=data.claim_id, excluded=numbers)  # fmt: skip
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "settlement_batches_claim_key":
+            raise DomainError("conflict", f"claim {data.claim_id} already has a batch") from exc
+        raise
+    return await _view(conn, batch_id)
+
+
+def _check_exclusions(excluded: list[ExcludedLineIn], matched: set[int]) -> None:
+    errors = []
+    seen: set[int] = set()
+    for index, line in enumerate(excluded):
+        if line.line_no not in matched:
+            errors.append({"index": index, "line_no": line.line_no, "message": "not a matched line of the claim"})
+        if line.line_no in seen:
+            errors.append({"index": index, "line_no": line.line_no, "message": "excluded twice"})
+        if not line.reason.strip():
+            errors.append({"index": index, "line_no": line.line_no, "message": "an exclusion needs a reason"})
+        seen.add(line.line_no)
+    if errors:
+        raise DomainError("validation_failed", f"{len(errors)} problem(s) in excluded_lines", errors=errors)
+
+
+async def approve_batch(conn: asyncpg.Connection, principal: Principal, batch_id: int, rail: str) -> dict[str, Any]:
+    """Approve a draft: settle its sales, net refunds, take clawbacks, post Dr merchant payable / Cr in transit.
+
+    Approving an approved batch changes nothing and answers the same. Raises DomainError not_found, conflict.
+    """
+    _require_finance(principal)
+    try:
+        async with conn.transaction():
+            batch = await conn.fetchrow(queries.batch_lock, batch_id)  # a second approver waits here
+            if batch is None:
+                raise DomainError("not_found", f"no batch {batch_id}")
+            if batch["status"] == "draft":
+                await conn.execute(queries.merchant_settlement_lock, batch["merchant_id"])
+                await conn.execute(queries.settled_sales_insert, batch_id)
+                await conn.execute(queries.refunds_net, batch_id)
+                await conn.execute(queries.batch_lines_net, batch_id)
+                await conn.execute(queries.clawbacks_take, batch_id)
+                payable = await conn.fetchval(queries.batch_approve, batch_id, principal.actor)
+                if payable is None:
+                    raise RuntimeError(f"batch {batch_id} locked as draft but not approved")
+                await conn.fetch(queries.instruction_open, batch_id, rail, None, principal.actor)
+                await audit.record(conn, principal, "settlement.batch_approved", f"batch:{batch_id}",
+                                   payable_minor=payable)  # fmt: skip
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "settled_sales_pk":
+            raise DomainError("conflict", "a sale of this batch is already settled in another batch") from exc
+        raise
+    return await _view(conn, batch_id)
+
+
+async def get_batch(conn: asyncpg.Connection, principal: Principal, batch_id: int) -> dict[str, Any]:
+    """The batch with its lines, clawbacks and instructions; another merchant's is not found. Raises not_found."""
+    batch = await conn.fetchrow(queries.batch_get, batch_id)
+    if batch is None or not principal.may_see_merchant(batch["merchant_id"]):
+        raise DomainError("not_found", f"no batch {batch_id}")
+    return await _view(conn, batch_id)
+
+
+async def list_batches(
+    conn: asyncpg.Connection, principal: Principal, merchant_id: int | None, after_id: int, limit: int
+) -> list[dict[str, Any]]:
+    """Batches by id; a merchant's admin sees only its own merchant's."""
+    if principal.role not in FINANCE:
+        merchant_id = principal.merchant_id if principal.merchant_id is not None else -1
+    rows = await conn.fetch(queries.batch_list, merchant_id, after_id, max(1, min(limit, PAGE_LIMIT_MAX)))
+    return [_encode(dict(row)) for row in rows]
+
+
+async def export_bank_file(conn: asyncpg.Connection, principal: Principal, batch_id: int, rail: BankFileRail) -> bytes:
+    """The batch's live instructions as the bank's bulk-payment file; each moves approved → submitting → transferred.
+
+    The intent is committed before the rail is called and the outcome recorded after. Downloading again
+    gives the same lines. Raises DomainError not_found, conflict (no live instruction), validation_failed (payee).
+    """
+    _require_finance(principal)
+    await _approved_batch(conn, batch_id)
+    live = [item for item in await _instructions(conn, batch_id) if item["status"] in LIVE]
+    if not live:
+        raise DomainError("conflict", f"batch {batch_id} has nothing to pay")
+    items = [_instruction(row) for row in live]
+    for item in items:
+        readiness = rail.onboard_payee(item.payee)
+        if readiness != "ready":
+            raise DomainError("validation_failed", f"merchant {item.payee.merchant_id}: {readiness}")
+    ids = [item.id for item in items]
+    async with conn.transaction():
+        await conn.fetch(queries.instructions_move, ids, ["approved"], "submitting", principal.actor)
+    outcomes = [await rail.submit(item) for item in items]  # no transaction open across the rail
+    async with conn.transaction():
+        for event in outcomes:
+            await conn.fetch(queries.instructions_move, [event.instruction_id], ["submitting"], event.status,
+                             principal.actor)  # fmt: skip
+    return rail.export_batch_csv(items)
+
+
+async def confirm_paid(
+    conn: asyncpg.Connection, principal: Principal, batch_id: int, data: ConfirmPaidIn, rail: BankFileRail
+) -> dict[str, Any]:
+    """Finance confirms the batch's instructions (all live ones, or those named) paid. Raises not_found."""
+    _require_finance(principal)
+    await _approved_batch(conn, batch_id)
+    own = {row["id"]: row["status"] for row in await _instructions(conn, batch_id)}
+    chosen = data.instruction_ids if data.instruction_ids is not None else [n for n, s in own.items() if s in LIVE]
+    foreign = [number for number in chosen if number not in own]
+    if foreign:
+        raise DomainError("not_found", f"instructions {foreign} are not of batch {batch_id}")
+    result = await apply_events(conn, principal, rail.confirm_paid(chosen))
+    return {**result, "batch": await _view(conn, batch_id)}
+
+
+async def import_bank_result(
+    conn: asyncpg.Connection, principal: Principal, data: bytes, rail: BankFileRail
+) -> dict[str, Any]:
+    """The bank's result file: each line paid or failed, forward only. Raises DomainError import_rejected."""
+    _require_finance(principal)
+    with rejection_as_domain_error():
+        events = rail.import_result_file(data)
+    return await apply_events(conn, principal, events)
+
+
+async def apply_events(
+    conn: asyncpg.Connection, principal: Principal, events: list[RailEvent], from_statuses: list[str] | None = None
+) -> dict[str, Any]:
+    """Apply rail outcomes in one transaction; an instruction already paid, failed or retried stays as it is.
+
+    paid posts Dr payouts:in_transit / Cr union:cash; failed reverses the approval. Unknown ids are listed, not applied.
+    """
+    ids = [event.instruction_id for event in events]
+    async with conn.transaction():
+        known = {row["id"] for row in await conn.fetch(queries.instruction_batches, ids)}
+        rows = await conn.fetch(
+            queries.instructions_settle, ids, [event.status for event in events],
+            [event.reason for event in events], from_statuses or LIVE, principal.actor,
+        )  # fmt: skip
+        applied = [dict(row) for row in rows]
+        if applied:
+            await audit.record(conn, principal, "settlement.payouts_settled", "payouts",
+                               applied={row["id"]: row["status"] for row in applied})  # fmt: skip
+    moved = {row["id"] for row in applied}
+    return {
+        "applied": [{"instruction_id": row["id"], "batch_id": row["batch_id"], "status": row["status"]}
+                    for row in applied],
+        "unchanged": [number for number in ids if number in known and number not in moved],
+        "unknown": [number for number in ids if number not in known],
+    }  # fmt: skip
+
+
+async def retry_instruction(
+    conn: asyncpg.Connection, principal: Principal, instruction_id: int, rail: str
+) -> dict[str, Any]:
+    """A failed instruction is retried as a new one; the approval is posted again. Raises not_found, conflict."""
+    _require_finance(principal)
+    async with conn.transaction():
+        found = await conn.fetchrow(queries.instruction_lock, instruction_id)
+        if found is None:
+            raise DomainError("not_found", f"no instruction {instruction_id}")
+        await conn.fetchrow(queries.batch_lock, found["batch_id"])
+        if not await conn.fetch(queries.instruction_retire, instruction_id, principal.actor):
+            raise DomainError("conflict", f"instruction {instruction_id} is {found['status']}, not failed")
+        await conn.fetch(queries.instruction_open, found["batch_id"], rail, instruction_id, principal.actor)
+        await audit.record(conn, principal, "settlement.payout_retried", f"instruction:{instruction_id}")
+    return await _view(conn, found["batch_id"])
+
+
+async def cancel_instruction(conn: asyncpg.Connection, principal: Principal, instruction_id: int) -> dict[str, Any]:
+    """Cancel an instruction not yet handed to the rail; the approval is reversed. Raises not_found, conflict."""
+    _require_finance(principal)
+    result = await apply_events(
+        conn, principal, [RailEvent(instruction_id=instruction_id, status="canceled")], ["approved"]
+    )
+    if result["unknown"]:
+        raise DomainError("not_found", f"no instruction {instruction_id}")
+    if result["unchanged"]:
+        raise DomainError("conflict", f"instruction {instruction_id} is already with the rail or settled")
+    return result
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _require_finance(principal: Principal) -> None:
+    if principal.role not in FINANCE:
+        raise DomainError("forbidden", "settlement batches are finance's")
+
+
+async def _approved_batch(conn: asyncpg.Connection, batch_id: int) -> dict[str, Any]:
+    batch = await conn.fetchrow(queries.batch_get, batch_id)
+    if batch is None:
+        raise DomainError("not_found", f"no batch {batch_id}")
+    if batch["status"] != "approved":
+        raise DomainError("conflict", f"batch {batch_id} is not approved")
+    return dict(batch)
+
+
+async def _instructions(conn: asyncpg.Connection, batch_id: int) -> list[dict[str, Any]]:
+    return [dict(row) for row in await conn.fetch(queries.instructions_of_batch, batch_id)]
+
+
+def _instruction(row: dict[str, Any]) -> Instruction:
+    payee = Payee(merchant_id=row["merchant_id"], name=row["payee_name"], account=row["payee_account"],
+                  bank=row["payee_bank"])  # fmt: skip
+    return Instruction(id=row["id"], batch_id=row["batch_id"], amount_minor=row["amount_minor"],
+                       currency=row["currency"], payee=payee)  # fmt: skip
+
+
+async def _view(conn: asyncpg.Connection, batch_id: int) -> dict[str, Any]:
+    batch = await conn.fetchrow(queries.batch_get, batch_id)
+    if batch is None:
+        raise DomainError("not_found", f"no batch {batch_id}")
+    body = _encode(dict(batch))
+    body["lines"] = [dict(row) for row in await conn.fetch(queries.batch_lines, batch_id)]
+    body["clawbacks"] = [dict(row) for row in await conn.fetch(queries.batch_clawbacks, batch_id)]
+    if batch["status"] == "draft":
+        body["clawback_pending_minor"] = await conn.fetchval(
+            queries.clawback_pending, batch["merchant_id"], batch["currency"]
+        )
+    body["instructions"] = [
+        _encode({key: row[key] for key in ("id", "rail", "amount_minor", "currency", "status", "retry_of",
+                                           "failure_reason", "created_at", "updated_at")})
+        for row in await _instructions(conn, batch_id)
+    ]  # fmt: skip
+    return body
+
+
+def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value.isoformat() if hasattr(value, "isoformat") else value for key, value in row.items()}
