@@ -15,140 +15,176 @@ UPDATE claims c
                    concat_ws('|', l.line_no, l.redemption_id, l.receipt_ref,
                              extract(epoch FROM l.occurred_at), l.amount_minor, l.union_funded_minor),
                    E'\n' ORDER BY l.line_no), ''), 'UTF8')), 'hex') AS lines_digest
-          FROM claim_lines l
+          FROM claim_line_inputs l
          WHERE l.claim_id = $1) AS d
  WHERE c.id = $1
 RETURNING c.id
 
+-- name: reconcile_settings
+-- For this transaction: memory to hash a merchant's month of sales; no JIT (it costs more than it saves); a plan
+-- for this claim's size, never the cached generic one (made for small claims, it loops over a big one's lines).
+-- Merge joins would sort a million lines by sale id; hash joins keep them in line order.
+SELECT set_config('work_mem', '256MB', true), set_config('jit', 'off', true),
+       set_config('plan_cache_mode', 'force_custom_plan', true), set_config('enable_mergejoin', 'off', true)
+
+-- name: run_next_id
+-- The id of the run about to be recorded: its results are written first.
+SELECT nextval(pg_get_serial_sequence('reconciliation_runs', 'id'))
+
 -- name: claim_classify
--- Resolve every line of a claim to a sale of its merchant and classify it, in one statement.
+-- Resolve every line of claim $1 to a sale of its merchant and class it into run $3's results, in one statement.
+-- The merchant's sales of the period are hashed once; only lines naming no such sale probe the index.
 WITH claim AS (
     SELECT c.id, c.merchant_id, c.currency,
            (c.period::timestamp AT TIME ZONE till_local_tz()) AS starts_at,
            ((c.period + interval '1 month')::timestamp AT TIME ZONE till_local_tz()) AS ends_at
       FROM claims c
      WHERE c.id = $1
-), by_id AS (
-    SELECT l.line_no, r.id AS redemption_id
-      FROM claim_lines l
-      JOIN claim c ON c.id = l.claim_id
-      JOIN redemptions r ON r.id = l.redemption_id AND r.merchant_id = c.merchant_id
-     WHERE l.claim_id = $1 AND l.redemption_id IS NOT NULL
-), by_receipt AS (
+), sales AS MATERIALIZED (
+    SELECT r.id, r.receipt_ref, r.occurred_at, r.amount_minor, r.union_funded_minor, r.currency
+      FROM claim c
+      JOIN redemptions r ON r.merchant_id = c.merchant_id AND r.occurred_at >= c.starts_at
+                        AND r.occurred_at < c.ends_at
+), nearest AS (
     -- A receipt number a merchant reused names the sale nearest in time to the line.
-    SELECT DISTINCT ON (l.line_no) l.line_no, r.id AS redemption_id
-      FROM claim_lines l
-      JOIN claim c ON c.id = l.claim_id
-      JOIN redemptions r ON r.merchant_id = c.merchant_id AND r.receipt_ref = l.receipt_ref
+    SELECT DISTINCT ON (l.line_no) l.line_no, s.id, s.amount_minor, s.union_funded_minor, s.currency
+      FROM claim_line_inputs l
+      JOIN sales s ON s.receipt_ref = l.receipt_ref
      WHERE l.claim_id = $1 AND l.redemption_id IS NULL AND l.receipt_ref <> ''
-     ORDER BY l.line_no, abs(extract(epoch FROM r.occurred_at - l.occurred_at)), r.id
-), resolved AS (
-    SELECT line_no, redemption_id FROM by_id
-    UNION ALL
-    SELECT line_no, redemption_id FROM by_receipt
+     ORDER BY l.line_no, abs(extract(epoch FROM s.occurred_at - l.occurred_at)), s.id
+), found AS MATERIALIZED (
+    SELECT l.line_no, l.amount_minor, l.union_funded_minor,
+           coalesce(s.id, n.id) IS NOT NULL AS in_period,
+           coalesce(s.amount_minor, n.amount_minor) AS sale_amount_minor,
+           coalesce(s.union_funded_minor, n.union_funded_minor) AS sale_union_funded_minor,
+           coalesce(s.currency, n.currency) AS sale_currency,
+           coalesce(s.id, n.id, CASE
+               WHEN l.redemption_id IS NOT NULL THEN (
+                   SELECT x.id FROM redemptions x, claim c
+                    WHERE x.id = l.redemption_id AND x.merchant_id = c.merchant_id)
+               ELSE (
+                   SELECT x.id FROM redemptions x, claim c
+                    WHERE x.merchant_id = c.merchant_id AND x.receipt_ref = l.receipt_ref
+                    ORDER BY abs(extract(epoch FROM x.occurred_at - l.occurred_at)), x.id
+                    LIMIT 1)
+           END) AS redemption_id
+      FROM claim_line_inputs l
+      LEFT JOIN sales s ON s.id = l.redemption_id
+      LEFT JOIN nearest n ON n.line_no = l.line_no
+     WHERE l.claim_id = $1
+), firsts AS (
+    SELECT k.redemption_id, min(k.line_no) AS line_no
+      FROM found k
+     WHERE k.redemption_id IS NOT NULL
+     GROUP BY k.redemption_id
 ), refunded AS (
     SELECT f.redemption_id, sum(f.amount_minor) AS amount_minor, sum(f.union_funded_minor) AS union_funded_minor
-      FROM refunds f
-      JOIN claim c ON c.merchant_id = f.merchant_id
-     WHERE f.redemption_id IN (SELECT redemption_id FROM resolved)
+      FROM claim c
+      JOIN refunds f ON f.merchant_id = c.merchant_id
+                    -- a refund is recorded after its sale; a day covers a terminal's clock running ahead
+                    AND f.created_at >= c.starts_at - interval '1 day'
      GROUP BY f.redemption_id
 ), earlier AS (
-    SELECT DISTINCT o.resolved_redemption_id AS redemption_id
-      FROM claim_lines o
-      JOIN claim c ON c.merchant_id = o.merchant_id
-     WHERE o.class = 'matched' AND o.claim_id < c.id
-       AND o.resolved_redemption_id IN (SELECT redemption_id FROM resolved)
-), classified AS (
-    SELECT l.line_no, s.redemption_id,
+    -- Sales matched by the latest run of an earlier claim of the merchant.
+    SELECT DISTINCT x.resolved_redemption_id AS redemption_id
+      FROM claim c
+      JOIN claims o ON o.merchant_id = c.merchant_id AND o.id < c.id
+      JOIN claim_line_results x ON x.run_id = o.run_id
+     WHERE x.class = 'matched'
+)
+, classified AS MATERIALIZED (
+    SELECT k.line_no, k.redemption_id, k.amount_minor, k.union_funded_minor,
            CASE
-             WHEN s.redemption_id IS NULL THEN 'not_found'
-             WHEN row_number() OVER (PARTITION BY s.redemption_id ORDER BY l.line_no) > 1 THEN 'duplicate_line'
+             WHEN k.redemption_id IS NULL THEN 'not_found'
+             WHEN d.line_no <> k.line_no THEN 'duplicate_line'
              WHEN e.redemption_id IS NOT NULL THEN 'already_claimed'
-             WHEN r.occurred_at < c.starts_at OR r.occurred_at >= c.ends_at THEN 'out_of_period'
-             WHEN coalesce(f.amount_minor, 0) >= r.amount_minor THEN 'reversed'
-             WHEN l.amount_minor <> r.amount_minor OR r.currency <> c.currency
-                  OR abs(l.union_funded_minor - (r.union_funded_minor - coalesce(f.union_funded_minor, 0))) > $2
+             WHEN NOT k.in_period THEN 'out_of_period'
+             WHEN coalesce(f.amount_minor, 0) >= k.sale_amount_minor THEN 'reversed'
+             WHEN k.amount_minor <> k.sale_amount_minor OR k.sale_currency <> c.currency
+                  OR abs(k.union_funded_minor - (k.sale_union_funded_minor - coalesce(f.union_funded_minor, 0))) > $2
                THEN 'amount_mismatch'
              ELSE 'matched'
            END AS class
-      FROM claim_lines l
-      JOIN claim c ON c.id = l.claim_id
-      LEFT JOIN resolved s ON s.line_no = l.line_no
-      LEFT JOIN redemptions r ON r.id = s.redemption_id
-      LEFT JOIN refunded f ON f.redemption_id = s.redemption_id
-      LEFT JOIN earlier e ON e.redemption_id = s.redemption_id
-     WHERE l.claim_id = $1
+      FROM found k
+     CROSS JOIN claim c
+      LEFT JOIN firsts d ON d.redemption_id = k.redemption_id
+      LEFT JOIN refunded f ON f.redemption_id = k.redemption_id
+      LEFT JOIN earlier e ON e.redemption_id = k.redemption_id
+     ORDER BY k.line_no  -- the results' primary key is then appended to, not filled at random
+), stored AS (
+    INSERT INTO claim_line_results (run_id, line_no, class, resolved_redemption_id)
+    SELECT $3, k.line_no, k.class, k.redemption_id FROM classified k
+), per_class AS (
+    SELECT k.class, count(*) AS lines, sum(k.amount_minor) AS amount_minor,
+           sum(k.union_funded_minor) AS union_funded_minor
+      FROM classified k
+     GROUP BY k.class
+), unclaimed AS (
+    -- The period's sales no line resolved to, whatever the line's class.
+    SELECT count(*) AS sales, coalesce(sum(s.union_funded_minor), 0)::bigint AS union_funded_minor
+      FROM sales s
+     WHERE NOT EXISTS (SELECT 1 FROM found k WHERE k.redemption_id = s.id)
 )
-UPDATE claim_lines t
-   SET class = k.class, resolved_redemption_id = k.redemption_id
-  FROM classified k
- WHERE t.claim_id = $1 AND t.line_no = k.line_no
+SELECT (SELECT encode(sha256(convert_to(coalesce(
+            string_agg(k.line_no || ':' || k.class, E'\n' ORDER BY k.line_no), ''), 'UTF8')), 'hex')
+          FROM classified k) AS result_digest,
+       (SELECT coalesce(jsonb_object_agg(p.class, jsonb_build_object(
+            'lines', p.lines, 'amount_minor', p.amount_minor, 'union_funded_minor', p.union_funded_minor)),
+            '{}'::jsonb)
+          FROM per_class p) AS counts,
+       u.sales AS unclaimed_sales, u.union_funded_minor AS unclaimed_union_funded_minor
+  FROM unclaimed u
 
 -- name: run_insert
--- Record a run: its inputs, the digest of the ordered (line_no, class) pairs, counts per class.
-WITH per_class AS (
-    SELECT l.class, count(*) AS lines, sum(l.amount_minor) AS amount_minor,
-           sum(l.union_funded_minor) AS union_funded_minor
-      FROM claim_lines l
-     WHERE l.claim_id = $1
-     GROUP BY l.class
-), result AS (
-    SELECT encode(sha256(convert_to(coalesce(
-               string_agg(l.line_no || ':' || l.class, E'\n' ORDER BY l.line_no), ''), 'UTF8')), 'hex') AS digest
-      FROM claim_lines l
-     WHERE l.claim_id = $1
-), counts AS (
-    SELECT coalesce(jsonb_object_agg(p.class, jsonb_build_object(
-               'lines', p.lines, 'amount_minor', p.amount_minor, 'union_funded_minor', p.union_funded_minor)),
-           '{}'::jsonb) AS counts
-      FROM per_class p
-), claim AS (
-    UPDATE claims SET status = 'reconciled', reconciled_at = now()
+-- Record run $3 of claim $1 at tolerance $2: its input digest, and what claim_classify returned ($4..$7).
+WITH claim AS (
+    UPDATE claims SET status = 'reconciled', reconciled_at = now(), run_id = $3
      WHERE id = $1
     RETURNING id, lines_digest
 )
-INSERT INTO reconciliation_runs (claim_id, tolerance_minor, input_digest, result_digest, counts)
-SELECT c.id, $2,
+INSERT INTO reconciliation_runs (id, claim_id, tolerance_minor, input_digest, result_digest, counts, unclaimed_sales,
+                                 unclaimed_union_funded_minor)
+SELECT $3, c.id, $2,
        encode(sha256(convert_to(concat_ws('|', c.id, $2::bigint, c.lines_digest), 'UTF8')), 'hex'),
-       r.digest, k.counts
-  FROM claim c, result r, counts k
+       $4, $5, $6, $7
+  FROM claim c
 RETURNING id, claim_id, tolerance_minor, input_digest, result_digest, created_at
 
 -- name: claim_get
 -- One claim with its latest run.
 SELECT c.id, c.merchant_id, to_char(c.period, 'YYYY-MM') AS period, c.currency, c.status, c.source,
        c.line_count, c.lines_digest, c.created_at, c.reconciled_at,
-       r.id AS run_id, r.tolerance_minor, r.input_digest, r.result_digest
+       r.id AS run_id, r.tolerance_minor, r.input_digest, r.result_digest, r.unclaimed_sales,
+       r.unclaimed_union_funded_minor
   FROM claims c
-  LEFT JOIN LATERAL (
-      SELECT x.id, x.tolerance_minor, x.input_digest, x.result_digest
-        FROM reconciliation_runs x
-       WHERE x.claim_id = c.id
-       ORDER BY x.id DESC
-       LIMIT 1) r ON true
+  LEFT JOIN reconciliation_runs r ON r.id = c.run_id
  WHERE c.id = $1
 
 -- name: claim_class_totals
--- Lines, claimed amount and claimed union share per class of a claim.
-SELECT l.class, count(*) AS lines, sum(l.amount_minor)::bigint AS amount_minor,
-       sum(l.union_funded_minor)::bigint AS union_funded_minor
-  FROM claim_lines l
- WHERE l.claim_id = $1
- GROUP BY l.class
+-- Lines, claimed amount and claimed union share per class of a claim, as its latest run counted them.
+SELECT k.key AS class, (k.value ->> 'lines')::bigint AS lines, (k.value ->> 'amount_minor')::bigint AS amount_minor,
+       (k.value ->> 'union_funded_minor')::bigint AS union_funded_minor
+  FROM claims c
+  JOIN reconciliation_runs r ON r.id = c.run_id
+ CROSS JOIN LATERAL jsonb_each(r.counts) k
+ WHERE c.id = $1
 
 -- name: claim_lines_page
 -- A page of a claim's lines in line order, of one class or of all.
 SELECT l.line_no, l.redemption_id::text AS redemption_id, l.receipt_ref, l.occurred_at,
-       l.amount_minor, l.union_funded_minor, l.class, l.resolved_redemption_id::text AS resolved_redemption_id
-  FROM claim_lines l
- WHERE l.claim_id = $1 AND l.line_no > $2 AND ($3::text IS NULL OR l.class = $3)
+       l.amount_minor, l.union_funded_minor, x.class, x.resolved_redemption_id::text AS resolved_redemption_id
+  FROM claim_line_inputs l
+  LEFT JOIN claim_line_results x
+         ON x.line_no = l.line_no
+        AND x.run_id = (SELECT c.run_id FROM claims c WHERE c.id = $1)
+ WHERE l.claim_id = $1 AND l.line_no > $2 AND ($3::text IS NULL OR x.class = $3)
  ORDER BY l.line_no
  LIMIT $4
 
 -- name: claim_unclaimed
 -- The period's sales of the claim's merchant that no line of the claim names, by id, after $2.
 WITH claim AS (
-    SELECT c.id, c.merchant_id,
+    SELECT c.id, c.merchant_id, c.run_id,
            (c.period::timestamp AT TIME ZONE till_local_tz()) AS starts_at,
            ((c.period + interval '1 month')::timestamp AT TIME ZONE till_local_tz()) AS ends_at
       FROM claims c
@@ -158,8 +194,8 @@ WITH claim AS (
       FROM redemptions r
       JOIN claim c ON r.merchant_id = c.merchant_id AND r.occurred_at >= c.starts_at AND r.occurred_at < c.ends_at
      WHERE r.id > $2
-       AND NOT EXISTS (SELECT 1 FROM claim_lines l
-                        WHERE l.claim_id = c.id AND l.resolved_redemption_id = r.id)
+       AND NOT EXISTS (SELECT 1 FROM claim_line_results x
+                        WHERE x.run_id = c.run_id AND x.resolved_redemption_id = r.id)
 ), refunded AS (
     SELECT f.redemption_id, sum(f.amount_minor) AS amount_minor, sum(f.union_funded_minor) AS union_funded_minor
       FROM refunds f
@@ -173,17 +209,3 @@ SELECT s.id::text AS redemption_id, s.receipt_ref, s.occurred_at, s.amount_minor
   LEFT JOIN refunded f ON f.redemption_id = s.id
  ORDER BY s.id
  LIMIT $3
-
--- name: claim_unclaimed_totals
--- How many of the period's sales no line of the claim names, and their union share.
-WITH claim AS (
-    SELECT c.id, c.merchant_id,
-           (c.period::timestamp AT TIME ZONE till_local_tz()) AS starts_at,
-           ((c.period + interval '1 month')::timestamp AT TIME ZONE till_local_tz()) AS ends_at
-      FROM claims c
-     WHERE c.id = $1
-)
-SELECT count(*) AS sales, coalesce(sum(r.union_funded_minor), 0)::bigint AS union_funded_minor
-  FROM redemptions r
-  JOIN claim c ON r.merchant_id = c.merchant_id AND r.occurred_at >= c.starts_at AND r.occurred_at < c.ends_at
- WHERE NOT EXISTS (SELECT 1 FROM claim_lines l WHERE l.claim_id = c.id AND l.resolved_redemption_id = r.id)

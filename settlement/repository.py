@@ -8,13 +8,13 @@ from uuid import UUID
 
 import asyncpg
 
-from settlement.model import ClaimLine
+from settlement.model import ClaimRow
 from unioncard.db import Queries
 
 queries = Queries(Path(__file__).parent / "queries.sql")
 
 LINE_COLUMNS = (
-    "claim_id", "line_no", "merchant_id", "redemption_id", "receipt_ref", "occurred_at", "amount_minor",
+    "claim_id", "merchant_id", "line_no", "redemption_id", "receipt_ref", "occurred_at", "amount_minor",
     "union_funded_minor",
 )  # fmt: skip
 NIL_UUID = UUID(int=0)
@@ -24,20 +24,30 @@ async def insert_claim(conn: asyncpg.Connection, merchant_id: int, period: Any, 
     return await conn.fetchval(queries.claim_insert, merchant_id, period, currency, source)  # type: ignore[no-any-return]
 
 
-async def copy_lines(conn: asyncpg.Connection, claim_id: int, merchant_id: int, lines: list[ClaimLine]) -> None:
-    records = [
-        (claim_id, line.line_no, merchant_id, line.redemption_id, line.receipt_ref, line.occurred_at,
-         line.amount_minor, line.union_funded_minor)
-        for line in lines
-    ]  # fmt: skip
-    await conn.copy_records_to_table("claim_lines", records=records, columns=LINE_COLUMNS)
+async def copy_lines(conn: asyncpg.Connection, claim_id: int, merchant_id: int, lines: list[ClaimRow]) -> None:
+    head = (claim_id, merchant_id)
+    records = (head + line for line in lines)
+    await conn.copy_records_to_table("claim_line_inputs", records=records, columns=LINE_COLUMNS)
+
+
+async def seal(conn: asyncpg.Connection, claim_id: int) -> None:
     await conn.execute(queries.claim_seal, claim_id)
 
 
 async def classify(conn: asyncpg.Connection, claim_id: int, tolerance_minor: int) -> dict[str, Any]:
-    await conn.execute(queries.claim_classify, claim_id, tolerance_minor)
-    row = await conn.fetchrow(queries.run_insert, claim_id, tolerance_minor)
-    return dict(row)
+    """Class every line into a new run's results; the run's id, result digest, counts and unclaimed sales."""
+    # A big claim hashes its merchant's period of sales: give the statement memory for that.
+    await conn.execute(queries.reconcile_settings)
+    run_id: int = await conn.fetchval(queries.run_next_id)
+    row = await conn.fetchrow(queries.claim_classify, claim_id, tolerance_minor, run_id)
+    return {"run_id": run_id, **dict(row)}
+
+
+async def record_run(conn: asyncpg.Connection, claim_id: int, tolerance_minor: int, run: dict[str, Any]) -> None:
+    await conn.execute(
+        queries.run_insert, claim_id, tolerance_minor, run["run_id"], run["result_digest"], run["counts"],
+        run["unclaimed_sales"], run["unclaimed_union_funded_minor"],
+    )  # fmt: skip
 
 
 async def claim(conn: asyncpg.Connection, claim_id: int) -> dict[str, Any] | None:
@@ -47,10 +57,6 @@ async def claim(conn: asyncpg.Connection, claim_id: int) -> dict[str, Any] | Non
 
 async def class_totals(conn: asyncpg.Connection, claim_id: int) -> list[dict[str, Any]]:
     return [dict(row) for row in await conn.fetch(queries.claim_class_totals, claim_id)]
-
-
-async def unclaimed_totals(conn: asyncpg.Connection, claim_id: int) -> dict[str, Any]:
-    return dict(await conn.fetchrow(queries.claim_unclaimed_totals, claim_id))
 
 
 async def lines_page(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import operator
 import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
@@ -9,13 +12,15 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from settlement.model import ClaimLine, ClaimLineIn
-from unioncard.csvfile import problem
+from settlement.model import ClaimLineIn, ClaimRow
+from unioncard.csvfile import CsvRejected, _map_header, decode_csv, problem
 from unioncard.money import parse_yuan
 
 DEFAULT_TOLERANCE_MINOR = 0
 RECEIPT_REF_LENGTH_MAX = 100
-LOCAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+# The common spellings, checked by one regex each; anything else takes the thorough path.
+PLAIN_YUAN = re.compile(r"([0-9]+)(?:\.([0-9]{1,2}))?")
+CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "redemption_id": ("核销编号",),
@@ -48,20 +53,21 @@ def parse_time(text: str, timezone: str) -> datetime:
     if not value:
         raise ValueError("a time is required")
     try:
-        if LOCAL_TIME.fullmatch(value):
-            moment = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
-        else:
-            moment = datetime.fromisoformat(value)
+        # fromisoformat reads 'YYYY-MM-DD HH:MM:SS' too, twenty times faster than strptime
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"not a time (YYYY-MM-DD HH:MM:SS or ISO 8601): {value!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(timezone))
 
 
-def parse_redemption_id(text: str) -> UUID | None:
+def parse_redemption_id(text: str) -> str | None:
+    """The id in canonical text (what COPY sends), or None when empty; raises ValueError."""
     if not text:
         return None
+    if CANONICAL_UUID.fullmatch(text):
+        return text
     try:
-        return UUID(text)
+        return str(UUID(text))
     except ValueError:
         raise ValueError(f"not a redemption id (a UUID): {text!r}") from None
 
@@ -74,7 +80,15 @@ def parse_receipt_ref(text: str) -> str | None:
     return text
 
 
+def _plain_minor(match: re.Match[str]) -> int:
+    fen = match[2]
+    return int(match[1]) * 100 + (0 if fen is None else int(fen) * (10 if len(fen) == 1 else 1))
+
+
 def _amount(text: str) -> int:
+    match = PLAIN_YUAN.fullmatch(text)
+    if match is not None:
+        return _plain_minor(match)
     if not text:
         raise ValueError("an amount is required")
     return parse_yuan(text)
@@ -96,7 +110,7 @@ class LineChecker:
 
     def line(
         self, line_no: int, redemption_id: Any, receipt_ref: Any, occurred_at: Any, amount: Any, union_funded: Any
-    ) -> ClaimLine | None:
+    ) -> ClaimRow | None:
         """One line from raw values; parsers are chosen by the values' types (text from CSV, ints from JSON)."""
         errors_before = len(self.errors)
         sale_id = self.field(line_no, "redemption_id", parse_redemption_id, redemption_id or "")
@@ -117,10 +131,7 @@ class LineChecker:
         self._check_amounts(line_no, amount_minor, union_minor)
         if len(self.errors) > errors_before:
             return None
-        return ClaimLine(
-            line_no=line_no, redemption_id=sale_id, receipt_ref=receipt, occurred_at=at,
-            amount_minor=amount_minor, union_funded_minor=union_minor,
-        )  # fmt: skip
+        return (line_no, sale_id, receipt, at, amount_minor, union_minor)
 
     def _check_amounts(self, line_no: int, amount_minor: int | None, union_minor: int | None) -> None:
         if amount_minor is not None and amount_minor <= 0:
@@ -131,19 +142,117 @@ class LineChecker:
             self.errors.append(problem(line_no, "union_funded", "the union share exceeds the sale amount"))
 
 
-def lines_from_csv(rows: Sequence[tuple[int, dict[str, str]]], timezone: str) -> tuple[list[ClaimLine], list[Any]]:
-    """(lines, problems) of a CSV's rows; line numbers are the file's."""
+def lines_from_csv(data: bytes, timezone: str) -> tuple[list[ClaimRow], list[dict[str, Any]]]:
+    """(rows, problems) of a CSV claim file; line numbers are the file's (the header is line 1).
+
+    One pass builds the COPY rows: each line is read by a few precompiled checks and two caches,
+    and only a line they refuse goes through LineChecker, which names every problem of it.
+    Raises CsvRejected for undecodable bytes and a bad header.
+    """
+    reader = csv.reader(io.StringIO(decode_csv(data), newline=""), strict=True)
+    try:
+        header = next(reader, [])
+    except csv.Error as exc:
+        raise CsvRejected([problem(reader.line_num, None, f"not valid CSV: {exc}")]) from exc
+    mapping = _map_header(header, COLUMNS, REQUIRED, [REFERENCE_COLUMNS])
+    width = len(mapping)
+    absent = any(name not in mapping for name in COLUMNS)
+    # a column the file lacks reads the empty value appended after the last one
+    fields = operator.itemgetter(*(mapping.index(name) if name in mapping else width for name in COLUMNS))
+    rows: list[ClaimRow] = []
     checker = LineChecker(timezone)
-    lines = [
-        checker.line(
-            n, row["redemption_id"], row["receipt_ref"], row["occurred_at"], row["amount"], row["union_funded"]
-        )
-        for n, row in rows
-    ]
-    return [line for line in lines if line is not None], checker.errors
+    fast = _FastPath(ZoneInfo(timezone))
+    end_of_previous = reader.line_num
+    try:
+        for record in reader:
+            # A quoted value may span lines: report the line the record starts on.
+            line, end_of_previous = end_of_previous + 1, reader.line_num
+            if len(record) != width:
+                if any(value.strip() for value in record[width:]):
+                    checker.errors.append(problem(line, None, f"{len(record)} values for {width} columns"))
+                    continue
+                record = (record + [""] * width)[:width]
+            if absent:
+                record.append("")
+            values = fields(record)
+            try:
+                rows.append(fast.row(line, *values))
+            except ValueError:
+                if any(value.strip() for value in values):  # blank and ",,,," lines are skipped
+                    _slow_row(checker, rows, line, values)
+    except csv.Error as exc:
+        checker.errors.append(problem(reader.line_num, None, f"not valid CSV: {exc}"))
+    if not rows and not checker.errors:
+        checker.errors.append(problem(1, None, "the file has a header but no rows"))
+    return rows, checker.errors
 
 
-def lines_from_json(items: Sequence[ClaimLineIn], timezone: str) -> tuple[list[ClaimLine], list[Any]]:
+class _FastPath:
+    """A line in the common spellings, or ValueError (without a message) for anything else.
+
+    Amounts are cached by their text, and the zone's UTC offset by the local minute: a file
+    repeats both, and a fixed-offset ISO time is parsed in C, where attaching a ZoneInfo is not.
+    """
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self.amounts: dict[str, int] = {}
+        self.offsets: dict[str, str] = {}
+
+    def row(
+        self, line: int, redemption_id: str, receipt_ref: str, occurred_at: str, amount: str, union_funded: str
+    ) -> ClaimRow:
+        amount_minor = self.amounts.get(amount)
+        if amount_minor is None:
+            amount_minor = self._amount(amount)
+        union_minor = self.amounts.get(union_funded)
+        if union_minor is None:
+            union_minor = self._amount(union_funded)
+        offset = self.offsets.get(occurred_at[:16])
+        if offset is None:
+            offset = self._offset(occurred_at[:16])
+        at = datetime.fromisoformat(occurred_at + offset)  # one with its own offset fails: the slow path reads it
+        sale_id = redemption_id or None
+        if sale_id is not None and CANONICAL_UUID.fullmatch(sale_id) is None:
+            raise ValueError
+        receipt = receipt_ref.strip() or None if receipt_ref else None
+        if (
+            (sale_id is None and receipt is None)
+            or (receipt is not None and len(receipt) > RECEIPT_REF_LENGTH_MAX)
+            or amount_minor <= 0
+            or union_minor > amount_minor
+        ):
+            raise ValueError
+        return (line, sale_id, receipt, at, amount_minor, union_minor)
+
+    def _amount(self, text: str) -> int:
+        match = PLAIN_YUAN.fullmatch(text)
+        if match is None:
+            raise ValueError
+        self.amounts[text] = minor = _plain_minor(match)
+        return minor
+
+    def _offset(self, minute: str) -> str:
+        """'+08:00' for '2026-10-05 10:00' in the zone (offsets change on whole minutes only)."""
+        if len(minute) != 16:
+            raise ValueError
+        utcoffset = datetime.fromisoformat(minute).replace(tzinfo=self.zone).utcoffset()
+        seconds = int(utcoffset.total_seconds()) if utcoffset is not None else 0
+        sign, seconds = ("-" if seconds < 0 else "+"), abs(seconds)
+        text = f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+        self.offsets[minute] = text = text + (f":{seconds % 60:02d}" if seconds % 60 else "")
+        return text
+
+
+def _slow_row(checker: LineChecker, rows: list[ClaimRow], line: int, values: tuple[str, ...]) -> None:
+    """The thorough check of a line the fast path refused: its problems, or (other spellings) its row."""
+    redemption_id, receipt_ref, occurred_at, amount, union_funded = (value.strip() for value in values)
+    row = checker.line(line, redemption_id, receipt_ref, occurred_at, amount, union_funded)
+    if row is not None:
+        rows.append(row)
+
+
+def lines_from_json(items: Sequence[ClaimLineIn], timezone: str) -> tuple[list[ClaimRow], list[Any]]:
     """(lines, problems) of a JSON claim; lines are numbered from 1."""
     checker = LineChecker(timezone)
     lines = [
@@ -153,10 +262,10 @@ def lines_from_json(items: Sequence[ClaimLineIn], timezone: str) -> tuple[list[C
     return [line for line in lines if line is not None], checker.errors
 
 
-def claim_period(requested: str | None, lines: Sequence[ClaimLine], timezone: str) -> date:
+def claim_period(requested: str | None, lines: Sequence[ClaimRow], timezone: str) -> date:
     """The requested month, else the month of the first line's time; raises ValueError."""
     if requested:
         return parse_period(requested)
     if not lines:
         raise ValueError("a claim needs at least one line")
-    return period_of(lines[0].occurred_at, timezone)
+    return period_of(lines[0][3], timezone)

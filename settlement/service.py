@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +14,7 @@ import msgspec
 from settlement import repository, rules
 from settlement.model import CLASSES, ClaimIn, ParsedClaim
 from unioncard.auth import Principal
-from unioncard.csvfile import CsvRejected, problem, read_rows, rejection_as_domain_error
+from unioncard.csvfile import CsvRejected, problem, rejection_as_domain_error
 from unioncard.errors import DomainError
 from unioncard.money import format_yuan
 
@@ -23,8 +24,7 @@ PAGE_LIMIT_MAX = 1000
 
 def parse_csv_claim(data: bytes, period: str | None, timezone: str = DEFAULT_TIMEZONE) -> ParsedClaim:
     """A CSV claim, every line checked. Raises CsvRejected listing every bad line."""
-    rows = read_rows(data, rules.COLUMNS, rules.REQUIRED, required_any=[rules.REFERENCE_COLUMNS])
-    lines, errors = rules.lines_from_csv(rows, timezone)
+    lines, errors = rules.lines_from_csv(data, timezone)
     if errors:
         raise CsvRejected(errors)  # the default period is the first line's month: only of a sound file
     try:
@@ -55,23 +55,50 @@ def parse_json_claim(data: bytes, period: str | None, timezone: str = DEFAULT_TI
 
 
 async def submit_claim(
-    conn: asyncpg.Connection, merchant_id: int, claim: ParsedClaim, tolerance_minor: int | None = None
+    conn: asyncpg.Connection,
+    merchant_id: int,
+    claim: ParsedClaim,
+    tolerance_minor: int | None = None,
+    *,
+    timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Store a claim with its lines (COPY) and reconcile it, in one transaction; the claim's summary.
 
+    `timings`, when given, gets the seconds of each stage added: load, classify, aggregate.
     Raises DomainError not_found when the merchant does not exist.
     """
     tolerance = rules.DEFAULT_TOLERANCE_MINOR if tolerance_minor is None else tolerance_minor
+    clock = _StageClock(timings)
     try:
         async with conn.transaction():
             claim_id = await repository.insert_claim(conn, merchant_id, claim.period, claim.currency, claim.source)
             await repository.copy_lines(conn, claim_id, merchant_id, claim.lines)
-            await repository.classify(conn, claim_id, tolerance)
+            await repository.seal(conn, claim_id)
+            clock.lap("load")
+            run = await repository.classify(conn, claim_id, tolerance)
+            clock.lap("classify")
+            await repository.record_run(conn, claim_id, tolerance, run)
     except asyncpg.ForeignKeyViolationError as exc:
         if exc.constraint_name == "claims_merchant_fk":
             raise DomainError("not_found", f"no merchant {merchant_id}") from exc
         raise
-    return await _summary(conn, claim_id)
+    summary = await _summary(conn, claim_id)
+    clock.lap("aggregate")
+    return summary
+
+
+class _StageClock:
+    """Adds the seconds since the previous lap to timings[stage]; does nothing without timings."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self.timings is not None:
+            now = time.perf_counter()
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.last
+            self.last = now
 
 
 async def import_claim_file(conn: asyncpg.Connection, data: bytes, *, merchant_id: int, period: str | None) -> dict:
@@ -110,7 +137,8 @@ async def reconcile_claim(
         raise DomainError("validation_failed", "tolerance_minor cannot be negative")
     await _visible_claim(conn, principal, claim_id)
     async with conn.transaction():
-        await repository.classify(conn, claim_id, tolerance)
+        run = await repository.classify(conn, claim_id, tolerance)
+        await repository.record_run(conn, claim_id, tolerance, run)
     return await _summary(conn, claim_id)
 
 
@@ -196,7 +224,6 @@ async def _summary(conn: asyncpg.Connection, claim_id: int) -> dict[str, Any]:
     for row in await repository.class_totals(conn, claim_id):
         if row["class"] is not None:
             classes[row["class"]] = {key: row[key] for key in empty}
-    unclaimed = await repository.unclaimed_totals(conn, claim_id)
     return {
         "id": claim["id"],
         "merchant_id": claim["merchant_id"],
@@ -208,7 +235,7 @@ async def _summary(conn: asyncpg.Connection, claim_id: int) -> dict[str, Any]:
         "created_at": claim["created_at"].isoformat(),
         "reconciled_at": claim["reconciled_at"].isoformat() if claim["reconciled_at"] else None,
         "classes": classes,
-        "unclaimed": {"sales": unclaimed["sales"], "union_funded_minor": unclaimed["union_funded_minor"]},
+        "unclaimed": {"sales": claim["unclaimed_sales"], "union_funded_minor": claim["unclaimed_union_funded_minor"]},
         "run": {
             "id": claim["run_id"],
             "tolerance_minor": claim["tolerance_minor"],

@@ -209,6 +209,12 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return run_bench(args, settings)
 
 
+def cmd_bench_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from unioncard.bench_reconcile import run_bench_reconcile
+
+    return run_bench_reconcile(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unioncard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -266,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     till.add_argument("--reset", action="store_true", help="confirm replacing a DATABASE_URL database with the demo")
     till.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
     till.set_defaults(func=cmd_bench)
+    reconcile = bench_sub.add_parser("reconcile", help="N claim lines against N sales, beside bare COPY + SQL")
+    reconcile.add_argument("--lines", type=int, default=1_000_000)
+    reconcile.add_argument("--merchants", type=int, default=100, help="sales and claims spread over this many")
+    reconcile.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
+    reconcile.set_defaults(func=cmd_bench_reconcile)
     return parser
 
 

@@ -12,31 +12,30 @@ CREATE TABLE claims (
     line_count    integer NOT NULL DEFAULT 0,
     lines_digest  text,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    reconciled_at timestamptz
+    reconciled_at timestamptz,
+    run_id        bigint  -- the latest reconciliation run: whose results are the claim's classes
 );
 CREATE INDEX claims_merchant_period_idx ON claims (merchant_id, period, id);
 
 -- line_no is the file's line number for a CSV claim (the header is line 1), 1..n for JSON.
--- merchant_id repeats the claim's: the distribution column (Citus) and the already_claimed lookup.
-CREATE TABLE claim_lines (
-    claim_id               bigint NOT NULL CONSTRAINT claim_lines_claim_fk REFERENCES claims (id),
+-- merchant_id repeats the claim's: the distribution column (Citus).
+-- Lines arrive by COPY in the claim's own transaction: no foreign key (a per-row RI check would
+-- double the load of a big claim) and no index but the primary key, appended in key order.
+-- Immutable once loaded; their classes are in claim_line_results, one set per run, and the view
+-- claim_lines shows each line with the class of its claim's latest run.
+CREATE TABLE claim_line_inputs (
+    claim_id               bigint NOT NULL,
     line_no                integer NOT NULL,
     merchant_id            bigint NOT NULL,
     redemption_id          uuid,
     receipt_ref            text,
     occurred_at            timestamptz NOT NULL,
-    amount_minor           bigint NOT NULL CONSTRAINT claim_lines_amount_check CHECK (amount_minor > 0),
-    union_funded_minor     bigint NOT NULL CONSTRAINT claim_lines_union_funded_check
+    amount_minor           bigint NOT NULL CONSTRAINT claim_line_inputs_amount_check CHECK (amount_minor > 0),
+    union_funded_minor     bigint NOT NULL CONSTRAINT claim_line_inputs_union_funded_check
                            CHECK (union_funded_minor >= 0),
-    resolved_redemption_id uuid,
-    class                  text CONSTRAINT claim_lines_class_check CHECK (class IN (
-                               'matched', 'amount_mismatch', 'not_found', 'duplicate_line',
-                               'already_claimed', 'reversed', 'out_of_period')),
-    CONSTRAINT claim_lines_pk PRIMARY KEY (claim_id, line_no),
-    CONSTRAINT claim_lines_reference_check CHECK (redemption_id IS NOT NULL OR receipt_ref IS NOT NULL)
+    CONSTRAINT claim_line_inputs_pk PRIMARY KEY (claim_id, line_no),
+    CONSTRAINT claim_line_inputs_reference_check CHECK (redemption_id IS NOT NULL OR receipt_ref IS NOT NULL)
 );
-CREATE INDEX claim_lines_matched_idx ON claim_lines (merchant_id, resolved_redemption_id, claim_id)
-    WHERE class = 'matched';
 
 -- Lines name sales by receipt number too.
 CREATE INDEX redemptions_merchant_receipt_idx ON redemptions (merchant_id, receipt_ref);
@@ -48,6 +47,31 @@ CREATE TABLE reconciliation_runs (
     input_digest    text NOT NULL,
     result_digest   text NOT NULL,
     counts          jsonb NOT NULL,
+    -- the period's sales no line resolved to, when the run was made
+    unclaimed_sales              bigint NOT NULL,
+    unclaimed_union_funded_minor bigint NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX reconciliation_runs_claim_idx ON reconciliation_runs (claim_id, id);
+
+-- Each run writes its classes here (INSERT … SELECT: no rewrite of a million claim lines); a
+-- claim's classes are those of its latest run. No foreign key to the run: it is inserted in the
+-- same transaction, and a million per-row RI checks would cost more than the classing itself.
+CREATE TABLE claim_line_results (
+    run_id                 bigint NOT NULL,
+    line_no                integer NOT NULL,
+    class                  text NOT NULL CONSTRAINT claim_line_results_class_check CHECK (class IN (
+                               'matched', 'amount_mismatch', 'not_found', 'duplicate_line',
+                               'already_claimed', 'reversed', 'out_of_period')),
+    resolved_redemption_id uuid,
+    CONSTRAINT claim_line_results_pk PRIMARY KEY (run_id, line_no)
+);
+
+ALTER TABLE claims ADD CONSTRAINT claims_run_fk FOREIGN KEY (run_id) REFERENCES reconciliation_runs (id);
+
+CREATE VIEW claim_lines AS
+SELECT l.claim_id, l.line_no, l.merchant_id, l.redemption_id, l.receipt_ref, l.occurred_at, l.amount_minor,
+       l.union_funded_minor, x.class, x.resolved_redemption_id
+  FROM claim_line_inputs l
+  JOIN claims c ON c.id = l.claim_id
+  LEFT JOIN claim_line_results x ON x.run_id = c.run_id AND x.line_no = l.line_no;
