@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from litestar.testing import AsyncTestClient
 
-from unioncard.ids import luhn_checksum_digit
+from unioncard.ids import hash_secret, luhn_checksum_digit, new_secret
 from unioncard.staff import create_admin
 
 _serial = itertools.count(1)
@@ -114,3 +114,22 @@ async def add_merchant(client: AsyncTestClient, world: World, label: str, **cont
     world.terminals[label] = {"Authorization": f"Bearer {terminal['key']}"}
     world.terminal_ids[label] = terminal["id"]
     return terminal["key"]  # type: ignore[no-any-return]
+
+
+async def staff_token(
+    dsn: str, role: str, merchant_id: int | None = None, *, org_id: int | None = None
+) -> dict[str, str]:
+    """An API bearer header for a new staff member of this role and scope."""
+    token = new_secret("uca")
+    conn = await asyncpg.connect(dsn)
+    try:
+        staff_id = await conn.fetchval(
+            "INSERT INTO staff_users (email, role, org_id, merchant_id) VALUES ($1, $2, $3, $4) RETURNING id",
+            f"{token[-8:]}@test", role, org_id, merchant_id,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO api_tokens (token_hash, staff_user_id) VALUES ($1, $2)", hash_secret(token), staff_id
+        )
+    finally:
+        await conn.close()
+    return {"Authorization": f"Bearer {token}"}

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.factories import World, add_card, add_merchant, card_number, make_world, ok
-from unioncard.ids import hash_secret, new_secret
+from tests.factories import World, add_card, add_merchant, card_number, make_world, ok, staff_token
 
 pytestmark = pytest.mark.asyncio
-
-
-async def _staff_token(
-    dsn: str, role: str, *, org_id: int | None = None, merchant_id: int | None = None
-) -> dict[str, str]:
-    token = new_secret("uca")
-    conn = await asyncpg.connect(dsn)
-    try:
-        staff_id = await conn.fetchval(
-            "INSERT INTO staff_users (email, role, org_id, merchant_id) VALUES ($1, $2, $3, $4) RETURNING id",
-            f"{token[-8:]}@test",
-            role,
-            org_id,
-            merchant_id,
-        )
-        await conn.execute(
-            "INSERT INTO api_tokens (token_hash, staff_user_id) VALUES ($1, $2)", hash_secret(token), staff_id
-        )
-    finally:
-        await conn.close()
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -44,7 +21,7 @@ async def world(client: AsyncTestClient, dsn: str) -> World:
 
 
 async def test_a_town_reviewer_sees_only_its_own_members(client: AsyncTestClient, world: World, dsn: str) -> None:
-    reviewer = await _staff_token(dsn, "org_reviewer", org_id=world.org_ids["east"])
+    reviewer = await staff_token(dsn, "org_reviewer", org_id=world.org_ids["east"])
     members = await ok(await client.get("/api/admin/v1/members", headers=reviewer), 200)
     assert [m["card_number"] for m in members] == [world.cards["east1"]]
     orgs = await ok(await client.get("/api/admin/v1/orgs", headers=reviewer), 200)
@@ -56,7 +33,7 @@ async def test_a_town_reviewer_sees_only_its_own_members(client: AsyncTestClient
 
 
 async def test_a_merchant_admin_sees_only_its_own_merchant(client: AsyncTestClient, world: World, dsn: str) -> None:
-    merchant_admin = await _staff_token(dsn, "merchant_admin", merchant_id=world.merchants["a"])
+    merchant_admin = await staff_token(dsn, "merchant_admin", merchant_id=world.merchants["a"])
     listed = await ok(await client.get("/api/admin/v1/merchants", headers=merchant_admin), 200)
     assert [m["id"] for m in listed] == [world.merchants["a"]]
     other = await client.get(f"/api/admin/v1/merchants/{world.merchants['b']}/terminals", headers=merchant_admin)
@@ -72,7 +49,7 @@ async def test_a_merchant_admin_sees_only_its_own_merchant(client: AsyncTestClie
 async def test_a_finance_officer_reads_the_books_but_does_not_administer(
     client: AsyncTestClient, world: World, dsn: str
 ) -> None:
-    finance = await _staff_token(dsn, "finance_officer")
+    finance = await staff_token(dsn, "finance_officer")
     balance = await ok(
         await client.get("/api/admin/v1/ledger/balance?account=union:subsidy_expense", headers=finance), 200
     )

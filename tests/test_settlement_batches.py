@@ -16,8 +16,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from settlement.rails import BankFileRail, RailUnavailable, rail_for
-from tests.factories import World, add_card, add_merchant, make_world, ok
-from unioncard.ids import hash_secret, new_secret
+from tests.factories import World, add_card, add_merchant, make_world, ok, staff_token
 from unioncard.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -40,22 +39,6 @@ def api(client: AsyncTestClient) -> AsyncTestClient:
     return client
 
 
-async def _staff_token(dsn: str, role: str, merchant_id: int | None = None) -> dict[str, str]:
-    token = new_secret("uca")
-    conn = await asyncpg.connect(dsn)
-    try:
-        staff_id = await conn.fetchval(
-            "INSERT INTO staff_users (email, role, merchant_id) VALUES ($1, $2, $3) RETURNING id",
-            f"{token[-8:]}@test", role, merchant_id,
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO api_tokens (token_hash, staff_user_id) VALUES ($1, $2)", hash_secret(token), staff_id
-        )
-    finally:
-        await conn.close()
-    return {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture
 async def shop(api: AsyncTestClient, dsn: str) -> Shop:
     """Merchants a and b with payee details, one card issued long ago; sales are made per test."""
@@ -73,7 +56,7 @@ async def shop(api: AsyncTestClient, dsn: str) -> Shop:
         )
     finally:
         await conn.close()
-    return Shop(api, dsn, world, await _staff_token(dsn, "finance_officer"))
+    return Shop(api, dsn, world, await staff_token(dsn, "finance_officer"))
 
 
 async def _sell(shop: Shop, label: str, amount: int, at: str, merchant: str = "a") -> str:
@@ -212,8 +195,8 @@ async def test_access_to_batches(shop: Shop) -> None:
     await _sell(shop, "s1", 10000, "2026-10-05T10:00:00")
     batch = await _batch(shop, await _claim(shop, "2026-10", ["s1"]))
     url = f"{V1}/batches/{batch['id']}"
-    own = await _staff_token(shop.dsn, "merchant_admin", shop.world.merchants["a"])
-    other = await _staff_token(shop.dsn, "merchant_admin", shop.world.merchants["b"])
+    own = await staff_token(shop.dsn, "merchant_admin", shop.world.merchants["a"])
+    other = await staff_token(shop.dsn, "merchant_admin", shop.world.merchants["b"])
     assert (await shop.api.get(url, headers=own)).status_code == 200
     assert (await shop.api.get(url, headers=other)).status_code == 404
     assert [b["id"] for b in await ok(await shop.api.get(f"{V1}/batches", headers=own), 200)] == [batch["id"]]
@@ -241,7 +224,7 @@ async def test_two_concurrent_approvals_approve_once(shop: Shop) -> None:
     await _sell(shop, "s1", 10000, "2026-10-05T10:00:00")
     await _sell(shop, "s2", 20000, "2026-10-06T10:00:00")
     batch = await _batch(shop, await _claim(shop, "2026-10", ["s1", "s2"]))
-    other_officer = await _staff_token(shop.dsn, "finance_officer")
+    other_officer = await staff_token(shop.dsn, "finance_officer")
     url = f"{V1}/batches/{batch['id']}/approve"
     first, second = await asyncio.gather(
         shop.api.post(url, headers=shop.finance), shop.api.post(url, headers=other_officer)

@@ -17,9 +17,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from settlement.service import import_claim_file
-from tests.factories import World, add_card, add_merchant, make_world, ok
+from tests.factories import World, add_card, add_merchant, make_world, ok, staff_token
 from unioncard.errors import DomainError
-from unioncard.ids import hash_secret, new_secret
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CLAIMS = "/api/settlement/v1/claims"
@@ -94,22 +93,6 @@ async def sales(api: AsyncTestClient, dsn: str) -> Sales:
     finally:
         await conn.close()
     return result
-
-
-async def _staff_token(dsn: str, role: str, merchant_id: int | None = None) -> dict[str, str]:
-    token = new_secret("uca")
-    conn = await asyncpg.connect(dsn)
-    try:
-        staff_id = await conn.fetchval(
-            "INSERT INTO staff_users (email, role, merchant_id) VALUES ($1, $2, $3) RETURNING id",
-            f"{token[-8:]}@test", role, merchant_id,
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO api_tokens (token_hash, staff_user_id) VALUES ($1, $2)", hash_secret(token), staff_id
-        )
-    finally:
-        await conn.close()
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _main_claim_lines(ids: dict[str, str]) -> list[list[str]]:
@@ -218,9 +201,9 @@ async def test_reconciliation_is_rerunnable_with_the_same_digest(api: AsyncTestC
 async def test_a_merchant_sees_only_its_own_claims(api: AsyncTestClient, sales: Sales, dsn: str) -> None:
     world = sales.world
     claim = await _submit_main_claim(api, sales)
-    admin_b = await _staff_token(dsn, "merchant_admin", world.merchants["b"])
-    admin_a = await _staff_token(dsn, "merchant_admin", world.merchants["a"])
-    finance = await _staff_token(dsn, "finance_officer")
+    admin_b = await staff_token(dsn, "merchant_admin", world.merchants["b"])
+    admin_a = await staff_token(dsn, "merchant_admin", world.merchants["a"])
+    finance = await staff_token(dsn, "finance_officer")
     for suffix in ("", "/lines", "/unclaimed", "/results.csv"):
         for outsider in (admin_b, world.terminals["b"]):
             response = await api.get(f"{CLAIMS}/{claim['id']}{suffix}", headers=outsider)
