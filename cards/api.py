@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.params import Parameter
 
 from cards import admin
 from cards.model import CardStatusIn, MemberIn, OrgIn
-from unioncard.auth import Principal, Role, current_principal, requires
+from unioncard.auth import Principal, Role, requires
 
 ADMIN = requires(Role.FEDERATION_ADMIN)
 TREE_READERS = requires(Role.FEDERATION_ADMIN, Role.FINANCE_OFFICER, Role.ORG_REVIEWER)
@@ -23,7 +22,6 @@ Limit = Annotated[int, Parameter(ge=1, le=1000)]
 class OrgAdminController(Controller):
     path = "/api/admin/v1/orgs"
     tags = ["admin: cards"]
-    dependencies = {"principal": Provide(current_principal)}
 
     @post("/", operation_id="createOrg", guards=[ADMIN])
     async def create(self, data: OrgIn, principal: Principal, state: State) -> dict[str, Any]:
@@ -37,7 +35,6 @@ class OrgAdminController(Controller):
 class CardAdminController(Controller):
     path = "/api/admin/v1"
     tags = ["admin: cards"]
-    dependencies = {"principal": Provide(current_principal)}
 
     @post("/members", operation_id="createMember", guards=[ADMIN])
     async def create_member(self, data: MemberIn, principal: Principal, state: State) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
@@ -23,7 +22,7 @@ from merchants.model import (
     StatusIn,
     TerminalIn,
 )
-from unioncard.auth import Principal, Role, current_principal, requires
+from unioncard.auth import Principal, Role, requires
 
 JSON = "application/json"
 PROBLEMS = {
@@ -57,7 +56,6 @@ class TillController(Controller):
     path = "/api/till/v1"
     tags = ["till"]
     guards = [requires(Role.TERMINAL)]
-    dependencies = {"principal": Provide(current_principal)}
 
     @post("/quote", operation_id="tillQuote", status_code=200, responses=_documented(200, QuoteOut))
     async def quote(self, data: QuoteIn, principal: Principal, state: State) -> Response[bytes]:
@@ -108,7 +106,6 @@ READERS = requires(Role.FEDERATION_ADMIN, Role.FINANCE_OFFICER, Role.MERCHANT_AD
 class MerchantAdminController(Controller):
     path = "/api/admin/v1/merchants"
     tags = ["admin: merchants"]
-    dependencies = {"principal": Provide(current_principal)}
 
     @post("/", operation_id="createMerchant", guards=[ADMIN])
     async def create(self, data: MerchantIn, principal: Principal, state: State) -> dict[str, Any]:
@@ -154,7 +151,6 @@ class MerchantAdminController(Controller):
 class TerminalAdminController(Controller):
     path = "/api/admin/v1/terminals"
     tags = ["admin: merchants"]
-    dependencies = {"principal": Provide(current_principal)}
 
     @post("/{terminal_id:int}/revoke", operation_id="revokeTerminal", guards=[ADMIN], status_code=200)
     async def revoke(self, terminal_id: int, principal: Principal, state: State) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, State
-from litestar.di import Provide
 from litestar.response import Redirect, Template
 
 from cards.repository import queries as card_queries
@@ -27,7 +26,6 @@ from unioncard.auth import (
     STAFF_ROLES,
     Principal,
     Role,
-    current_principal,
     principal_for_session,
     principal_for_terminal_key,
     requires,
@@ -261,7 +259,6 @@ class TillPages(Controller):
     path = "/till"
     include_in_schema = False
     guards = [requires(Role.TERMINAL)]
-    dependencies = {"principal": Provide(current_principal)}
     exception_handlers = {DomainError: page_error("/till/login", "/till")}
 
     @get("/")
@@ -417,7 +414,6 @@ class StaffPages(Controller):
     path = "/staff"
     include_in_schema = False
     guards = [requires(*STAFF_ROLES)]
-    dependencies = {"principal": Provide(current_principal)}
     exception_handlers = {DomainError: page_error("/login", "/staff")}
 
     @get("/")

@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.params import Parameter
 
 from settlement import service
-from unioncard.auth import Principal, Role, current_principal, requires
+from unioncard.auth import Principal, Role, requires
 
 SUBMITTERS = requires(Role.MERCHANT_ADMIN, Role.TERMINAL)
 READERS = requires(Role.MERCHANT_ADMIN, Role.TERMINAL, Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN)
@@ -23,7 +22,6 @@ Limit = Annotated[int, Parameter(query="limit", ge=1, le=service.PAGE_LIMIT_MAX)
 class ClaimController(Controller):
     path = "/api/settlement/v1/claims"
     tags = ["settlement"]
-    dependencies = {"principal": Provide(current_principal)}
 
     @post("/", operation_id="submitClaim", guards=[SUBMITTERS], status_code=201)
     async def submit(

@@ -6,13 +6,12 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.params import Parameter
 
 from settlement import batches
 from settlement.batches import BatchIn, ConfirmPaidIn
 from settlement.rails import rail_for
-from unioncard.auth import Principal, Role, current_principal, requires
+from unioncard.auth import Principal, Role, requires
 
 FINANCE = requires(Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN)
 READERS = requires(Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN, Role.MERCHANT_ADMIN)
@@ -21,7 +20,6 @@ READERS = requires(Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN, Role.MERCHANT_AD
 class BatchController(Controller):
     path = "/api/settlement/v1"
     tags = ["settlement"]
-    dependencies = {"principal": Provide(current_principal)}
 
     @post("/batches", operation_id="createSettlementBatch", guards=[FINANCE], status_code=201)
     async def create(self, data: BatchIn, principal: Principal, state: State) -> dict[str, Any]:

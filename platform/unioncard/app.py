@@ -14,13 +14,14 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from unioncard import db
-from unioncard.auth import TerminalCache
+from unioncard.auth import TerminalCache, current_principal
 from unioncard.errors import DomainError
 from unioncard.settings import Settings, load_settings
 from unioncard.strict import strict_json_body
@@ -133,6 +134,8 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
         ],
         lifespan=[lifespan],
+        # Every handler behind a `requires` guard may ask for the caller as `principal`.
+        dependencies={"principal": Provide(current_principal)},
         before_request=strict_json_body,
         state=State(
             {

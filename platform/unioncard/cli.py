@@ -130,37 +130,9 @@ def cmd_admin_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from cards.csv_import import import_members_and_cards
-    from merchants.csv_import import import_merchants
+def _load_file(settings: Settings, load: Callable[[asyncpg.Connection], Awaitable[Any]]) -> int:
+    """Run a file loader; print its result, or every rejected line (nothing is stored then)."""
     from unioncard.errors import DomainError
-
-    data = Path(args.file).read_bytes()
-
-    async def load(conn: asyncpg.Connection) -> dict[str, int]:
-        if args.kind == "members":
-            return await import_members_and_cards(conn, data, secret_key=settings.secret_key)
-        return await import_merchants(conn, data)
-
-    try:
-        result = _run(settings, lambda dsn: _with_conn(dsn, load))
-    except DomainError as error:
-        print(f"rejected: {error.detail or error.code}; nothing was imported", file=sys.stderr)
-        for problem in error.extra.get("errors", []):
-            print(f"  line {problem.get('line')}: {problem.get('column') or ''} {problem['message']}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, ensure_ascii=False))
-    return 0
-
-
-def cmd_claims_import(args: argparse.Namespace, settings: Settings) -> int:
-    from settlement.service import import_claim_file
-    from unioncard.errors import DomainError
-
-    data = Path(args.file).read_bytes()
-
-    async def load(conn: asyncpg.Connection) -> dict[str, Any]:
-        return await import_claim_file(conn, data, merchant_id=args.merchant, period=args.period)
 
     try:
         result = _run(settings, lambda dsn: _with_conn(dsn, load))
@@ -171,6 +143,31 @@ def cmd_claims_import(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(json.dumps(result, ensure_ascii=False, default=str))
     return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from cards.csv_import import import_members_and_cards
+    from merchants.csv_import import import_merchants
+
+    data = Path(args.file).read_bytes()
+
+    async def load(conn: asyncpg.Connection) -> dict[str, int]:
+        if args.kind == "members":
+            return await import_members_and_cards(conn, data, secret_key=settings.secret_key)
+        return await import_merchants(conn, data)
+
+    return _load_file(settings, load)
+
+
+def cmd_claims_import(args: argparse.Namespace, settings: Settings) -> int:
+    from settlement.service import import_claim_file
+
+    data = Path(args.file).read_bytes()
+
+    async def load(conn: asyncpg.Connection) -> dict[str, Any]:
+        return await import_claim_file(conn, data, merchant_id=args.merchant, period=args.period)
+
+    return _load_file(settings, load)
 
 
 def cmd_member_code(args: argparse.Namespace, settings: Settings) -> int:
