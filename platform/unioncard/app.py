@@ -112,10 +112,12 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             await app.state.pool.close()
 
     import merchants
+    import settlement
 
     template_dirs: list[Path | os.PathLike[Any] | str] = [
         WEB_DIR / "templates",
         Path(merchants.__file__).parent / "templates",
+        Path(settlement.__file__).parent / "templates",
     ]
     return Litestar(
         route_handlers=[

@@ -17,6 +17,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "switch_language": ("English", "中文"),
     "sign_in": ("登录", "Sign in"),
     "sign_out": ("退出", "Sign out"),
+    "merchant_backoffice_link": ("商户后台", "Merchant back office"),
+    "finance_console_link": ("财务结算台", "Finance console"),
     # the till
     "till_title": ("收银台", "Till"),
     "till_login_title": ("收银台登录", "Till sign-in"),
@@ -150,6 +152,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "card_status_expired": ("已过期", "expired"),
     "card_status_not_issued": ("尚未发卡", "not issued yet"),
 }
+
+
+def extend(messages: dict[str, tuple[str, str]]) -> None:
+    """Add a feature's strings (its pages module calls this at import); a key defined twice is a bug."""
+    clashes = sorted(set(messages) & set(MESSAGES))
+    if clashes:
+        raise KeyError(f"i18n keys defined twice: {', '.join(clashes)}")
+    MESSAGES.update(messages)
 
 
 def normalize(lang: str | None) -> str:
