@@ -40,3 +40,5 @@ class ParsedClaim(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
     source: str
     lines: list[ClaimRow]
+    digest: str
+    """SHA-256 (hex) of the document as received: a merchant can check it against `sha256sum` of its file."""

@@ -1,24 +1,11 @@
 -- Settlement: claims, their lines, reconciliation runs.
 
 -- name: claim_insert
--- A new claim of a merchant for a period (the first of a month).
-INSERT INTO claims (merchant_id, period, currency, source)
-VALUES ($1, $2, $3, $4)
+-- A new claim of a merchant for a period (the first of a month), with its line count and the SHA-256 of the
+-- document as received: the input of every run.
+INSERT INTO claims (merchant_id, period, currency, source, line_count, lines_digest)
+VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id
-
--- name: claim_seal
--- Count the claim's loaded lines and digest them in line order: the input of every run.
-UPDATE claims c
-   SET line_count = d.line_count, lines_digest = d.lines_digest
-  FROM (SELECT count(*)::integer AS line_count,
-               encode(sha256(convert_to(coalesce(string_agg(
-                   concat_ws('|', l.line_no, l.redemption_id, l.receipt_ref,
-                             extract(epoch FROM l.occurred_at), l.amount_minor, l.union_funded_minor),
-                   E'\n' ORDER BY l.line_no), ''), 'UTF8')), 'hex') AS lines_digest
-          FROM claim_line_inputs l
-         WHERE l.claim_id = $1) AS d
- WHERE c.id = $1
-RETURNING c.id
 
 -- name: reconcile_settings
 -- For this transaction: memory to hash a merchant's month of sales; no JIT (it costs more than it saves); a plan
@@ -53,7 +40,7 @@ WITH claim AS (
      WHERE l.claim_id = $1 AND l.redemption_id IS NULL AND l.receipt_ref <> ''
      ORDER BY l.line_no, abs(extract(epoch FROM s.occurred_at - l.occurred_at)), s.id
 ), found AS MATERIALIZED (
-    SELECT l.line_no, l.amount_minor, l.union_funded_minor,
+    SELECT l.line_no, l.amount_minor, l.union_funded_minor, l.redemption_id AS named_id,
            coalesce(s.id, n.id) IS NOT NULL AS in_period,
            coalesce(s.amount_minor, n.amount_minor) AS sale_amount_minor,
            coalesce(s.union_funded_minor, n.union_funded_minor) AS sale_union_funded_minor,
@@ -73,10 +60,12 @@ WITH claim AS (
       LEFT JOIN nearest n ON n.line_no = l.line_no
      WHERE l.claim_id = $1
 ), firsts AS (
+    -- Sales named by more than one line, with the line that claims them first.
     SELECT k.redemption_id, min(k.line_no) AS line_no
       FROM found k
      WHERE k.redemption_id IS NOT NULL
      GROUP BY k.redemption_id
+    HAVING count(*) > 1
 ), refunded AS (
     SELECT f.redemption_id, sum(f.amount_minor) AS amount_minor, sum(f.union_funded_minor) AS union_funded_minor
       FROM claim c
@@ -89,11 +78,11 @@ WITH claim AS (
     SELECT DISTINCT x.resolved_redemption_id AS redemption_id
       FROM claim c
       JOIN claims o ON o.merchant_id = c.merchant_id AND o.id < c.id
-      JOIN claim_line_results x ON x.run_id = o.run_id
+      JOIN claim_lines x ON x.claim_id = o.id
      WHERE x.class = 'matched'
 )
 , classified AS MATERIALIZED (
-    SELECT k.line_no, k.redemption_id, k.amount_minor, k.union_funded_minor,
+    SELECT k.line_no, k.redemption_id, k.named_id, k.amount_minor, k.union_funded_minor,
            CASE
              WHEN k.redemption_id IS NULL THEN 'not_found'
              WHEN d.line_no <> k.line_no THEN 'duplicate_line'
@@ -112,8 +101,11 @@ WITH claim AS (
       LEFT JOIN earlier e ON e.redemption_id = k.redemption_id
      ORDER BY k.line_no  -- the results' primary key is then appended to, not filled at random
 ), stored AS (
+    -- A line matched to the sale it names needs no row (see the view claim_lines).
     INSERT INTO claim_line_results (run_id, line_no, class, resolved_redemption_id)
-    SELECT $3, k.line_no, k.class, k.redemption_id FROM classified k
+    SELECT $3, k.line_no, k.class, k.redemption_id
+      FROM classified k
+     WHERE k.class <> 'matched' OR k.named_id IS DISTINCT FROM k.redemption_id
 ), per_class AS (
     SELECT k.class, count(*) AS lines, sum(k.amount_minor) AS amount_minor,
            sum(k.union_funded_minor) AS union_funded_minor
@@ -125,8 +117,10 @@ WITH claim AS (
       FROM sales s
      WHERE NOT EXISTS (SELECT 1 FROM found k WHERE k.redemption_id = s.id)
 )
-SELECT (SELECT encode(sha256(convert_to(coalesce(
-            string_agg(k.line_no || ':' || k.class, E'\n' ORDER BY k.line_no), ''), 'UTF8')), 'hex')
+-- The digest lists the line count and every line that is not matched: the others are.
+SELECT (SELECT encode(sha256(convert_to(concat_ws(E'\n', count(*),
+            string_agg(k.line_no || ':' || k.class, E'\n' ORDER BY k.line_no) FILTER (WHERE k.class <> 'matched')),
+            'UTF8')), 'hex')
           FROM classified k) AS result_digest,
        (SELECT coalesce(jsonb_object_agg(p.class, jsonb_build_object(
             'lines', p.lines, 'amount_minor', p.amount_minor, 'union_funded_minor', p.union_funded_minor)),
@@ -172,12 +166,9 @@ SELECT k.key AS class, (k.value ->> 'lines')::bigint AS lines, (k.value ->> 'amo
 -- name: claim_lines_page
 -- A page of a claim's lines in line order, of one class or of all.
 SELECT l.line_no, l.redemption_id::text AS redemption_id, l.receipt_ref, l.occurred_at,
-       l.amount_minor, l.union_funded_minor, x.class, x.resolved_redemption_id::text AS resolved_redemption_id
-  FROM claim_line_inputs l
-  LEFT JOIN claim_line_results x
-         ON x.line_no = l.line_no
-        AND x.run_id = (SELECT c.run_id FROM claims c WHERE c.id = $1)
- WHERE l.claim_id = $1 AND l.line_no > $2 AND ($3::text IS NULL OR x.class = $3)
+       l.amount_minor, l.union_funded_minor, l.class, l.resolved_redemption_id::text AS resolved_redemption_id
+  FROM claim_lines l
+ WHERE l.claim_id = $1 AND l.line_no > $2 AND ($3::text IS NULL OR l.class = $3)
  ORDER BY l.line_no
  LIMIT $4
 
@@ -194,8 +185,8 @@ WITH claim AS (
       FROM redemptions r
       JOIN claim c ON r.merchant_id = c.merchant_id AND r.occurred_at >= c.starts_at AND r.occurred_at < c.ends_at
      WHERE r.id > $2
-       AND NOT EXISTS (SELECT 1 FROM claim_line_results x
-                        WHERE x.run_id = c.run_id AND x.resolved_redemption_id = r.id)
+       AND NOT EXISTS (SELECT 1 FROM claim_lines x
+                        WHERE x.claim_id = c.id AND x.resolved_redemption_id = r.id)
 ), refunded AS (
     SELECT f.redemption_id, sum(f.amount_minor) AS amount_minor, sum(f.union_funded_minor) AS union_funded_minor
       FROM refunds f

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from settlement.model import ClaimRow
+from settlement.model import ClaimRow, ParsedClaim
 from unioncard.db import Queries
 
 queries = Queries(Path(__file__).parent / "queries.sql")
@@ -20,18 +20,16 @@ LINE_COLUMNS = (
 NIL_UUID = UUID(int=0)
 
 
-async def insert_claim(conn: asyncpg.Connection, merchant_id: int, period: Any, currency: str, source: str) -> int:
-    return await conn.fetchval(queries.claim_insert, merchant_id, period, currency, source)  # type: ignore[no-any-return]
+async def insert_claim(conn: asyncpg.Connection, merchant_id: int, claim: ParsedClaim) -> int:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        queries.claim_insert, merchant_id, claim.period, claim.currency, claim.source, len(claim.lines), claim.digest
+    )
 
 
 async def copy_lines(conn: asyncpg.Connection, claim_id: int, merchant_id: int, lines: list[ClaimRow]) -> None:
     head = (claim_id, merchant_id)
     records = (head + line for line in lines)
     await conn.copy_records_to_table("claim_line_inputs", records=records, columns=LINE_COLUMNS)
-
-
-async def seal(conn: asyncpg.Connection, claim_id: int) -> None:
-    await conn.execute(queries.claim_seal, claim_id)
 
 
 async def classify(conn: asyncpg.Connection, claim_id: int, tolerance_minor: int) -> dict[str, Any]:

@@ -18,8 +18,7 @@ from unioncard.money import parse_yuan
 
 DEFAULT_TOLERANCE_MINOR = 0
 RECEIPT_REF_LENGTH_MAX = 100
-# The common spellings, checked by one regex each; anything else takes the thorough path.
-PLAIN_YUAN = re.compile(r"([0-9]+)(?:\.([0-9]{1,2}))?")
+# The common spelling of an id, checked by one regex; anything else takes the thorough path.
 CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -80,18 +79,26 @@ def parse_receipt_ref(text: str) -> str | None:
     return text
 
 
-def _plain_minor(match: re.Match[str]) -> int:
-    fen = match[2]
-    return int(match[1]) * 100 + (0 if fen is None else int(fen) * (10 if len(fen) == 1 else 1))
+def plain_minor(text: str) -> int:
+    """Fen of the common spellings '12', '12.3', '12.34' (ASCII digits only); ValueError for any other."""
+    whole, dot, fen = text.partition(".")
+    if whole.isdigit() and whole.isascii():
+        if len(fen) == 2 and fen.isdigit() and fen.isascii():
+            return int(whole) * 100 + int(fen)
+        if not dot:
+            return int(whole) * 100
+        if len(fen) == 1 and fen.isdigit() and fen.isascii():
+            return int(whole) * 100 + int(fen) * 10
+    raise ValueError
 
 
 def _amount(text: str) -> int:
-    match = PLAIN_YUAN.fullmatch(text)
-    if match is not None:
-        return _plain_minor(match)
     if not text:
         raise ValueError("an amount is required")
-    return parse_yuan(text)
+    try:
+        return plain_minor(text)
+    except ValueError:
+        return parse_yuan(text)
 
 
 class LineChecker:
@@ -226,10 +233,7 @@ class _FastPath:
         return (line, sale_id, receipt, at, amount_minor, union_minor)
 
     def _amount(self, text: str) -> int:
-        match = PLAIN_YUAN.fullmatch(text)
-        if match is None:
-            raise ValueError
-        self.amounts[text] = minor = _plain_minor(match)
+        self.amounts[text] = minor = plain_minor(text)
         return minor
 
     def _offset(self, minute: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import time
 from typing import Any
@@ -31,7 +32,7 @@ def parse_csv_claim(data: bytes, period: str | None, timezone: str = DEFAULT_TIM
         claim_period = rules.claim_period(period, lines, timezone)
     except ValueError as exc:
         raise CsvRejected([problem(1, "period", str(exc))]) from exc
-    return ParsedClaim(period=claim_period, currency="CNY", source="csv", lines=lines)
+    return ParsedClaim(period=claim_period, currency="CNY", source="csv", lines=lines, digest=_digest(data))
 
 
 def parse_json_claim(data: bytes, period: str | None, timezone: str = DEFAULT_TIMEZONE) -> ParsedClaim:
@@ -51,7 +52,11 @@ def parse_json_claim(data: bytes, period: str | None, timezone: str = DEFAULT_TI
             errors.append({"line": 0, "column": "period", "message": str(exc)})
     if errors or claim_period is None:
         raise DomainError("validation_failed", f"{len(errors)} problem(s); nothing was stored", errors=errors)
-    return ParsedClaim(period=claim_period, currency=body.currency, source="json", lines=lines)
+    return ParsedClaim(period=claim_period, currency=body.currency, source="json", lines=lines, digest=_digest(data))
+
+
+def _digest(document: bytes) -> str:
+    return hashlib.sha256(document).hexdigest()
 
 
 async def submit_claim(
@@ -71,9 +76,8 @@ async def submit_claim(
     clock = _StageClock(timings)
     try:
         async with conn.transaction():
-            claim_id = await repository.insert_claim(conn, merchant_id, claim.period, claim.currency, claim.source)
+            claim_id = await repository.insert_claim(conn, merchant_id, claim)
             await repository.copy_lines(conn, claim_id, merchant_id, claim.lines)
-            await repository.seal(conn, claim_id)
             clock.lap("load")
             run = await repository.classify(conn, claim_id, tolerance)
             clock.lap("classify")

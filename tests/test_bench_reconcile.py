@@ -30,14 +30,14 @@ def test_the_reconcile_bench_reports_every_stage(
 ) -> None:
     before = asyncio.run(_bench_databases(server_dsn))
     summary_path = tmp_path / "summary.json"
-    args = argparse.Namespace(lines=LINES, merchants=7, json=str(summary_path))
+    args = argparse.Namespace(lines=LINES, merchants=7, concurrency=3, json=str(summary_path))
     assert run_bench_reconcile(args, Settings(database_url=server_dsn)) == 0
 
     summary = json.loads(summary_path.read_text())
     service, bare = summary["service"], summary["bare"]
     assert set(service["seconds"]) == {*STAGES, "total"}
     assert all(seconds >= 0 for seconds in service["seconds"].values())
-    assert service["lines_per_s"] > 0 and service["claims"] == 7
+    assert service["lines_per_s"] > 0 and service["claims"] == 7 and service["concurrency"] == 3
     assert set(bare["seconds"]) == {"copy", "classify_aggregate", "total"}
     assert sum(service["classes"].values()) == LINES
     assert sum(bare["classes"].values()) == LINES
@@ -46,6 +46,6 @@ def test_the_reconcile_bench_reports_every_stage(
     assert len(summary["expected_classes"]) == 7  # every class, in small numbers beside matched
 
     printed = capsys.readouterr().out
-    for label in (*STAGES, "total", "lines/s", "bare SQL copy"):
+    for label in (*STAGES, "wall", "total", "lines/s", "bare SQL copy"):
         assert label in printed
     assert asyncio.run(_bench_databases(server_dsn)) == before  # its scratch database is dropped

@@ -245,6 +245,36 @@ async def test_three_encodings_and_both_header_languages(
     ]
 
 
+async def test_a_run_stores_only_lines_not_matched_to_the_sale_they_name(sales: Sales, dsn: str) -> None:
+    ids, merchant_id = sales.ids, sales.world.merchants["a"]
+    lines = [
+        [ids["s1"], "", "2026-10-05 10:00:00", "100", "6"],  # matched to the sale it names: no result row
+        ["", "r2", "2026-10-06 10:00:00", "200.00", "12.00"],  # matched by receipt: stored, with the sale
+        ["", "小票-不存在", "2026-10-06 12:00:00", "1.5", "0.05"],  # not found: stored
+    ]
+    conn = await asyncpg.connect(dsn)
+    try:
+        claim = await import_claim_file(conn, csv_bytes(EN, lines), merchant_id=merchant_id, period=None)
+        stored = await conn.fetch(
+            "SELECT x.line_no, x.class, x.resolved_redemption_id::text AS sale FROM claim_line_results x"
+            " JOIN claims c ON c.run_id = x.run_id WHERE c.id = $1 ORDER BY x.line_no",
+            claim["id"],
+        )
+        shown = await conn.fetch(
+            "SELECT line_no, class, resolved_redemption_id::text AS sale FROM claim_lines"
+            " WHERE claim_id = $1 ORDER BY line_no",
+            claim["id"],
+        )
+    finally:
+        await conn.close()
+    assert [tuple(row) for row in stored] == [(3, "matched", ids["s2"]), (4, "not_found", None)]
+    assert [tuple(row) for row in shown] == [
+        (2, "matched", ids["s1"]),
+        (3, "matched", ids["s2"]),
+        (4, "not_found", None),
+    ]
+
+
 async def test_a_gbk_file_with_a_bad_line_731_is_rejected_whole(sales: Sales, dsn: str) -> None:
     lines = [["", f"小票{n:04d}", "2026-10-05 10:00:00", "100.00", "6.00"] for n in range(2, 801)]
     lines[731 - 2][3] = "12.345"

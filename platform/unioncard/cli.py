@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile = bench_sub.add_parser("reconcile", help="N claim lines against N sales, beside bare COPY + SQL")
     reconcile.add_argument("--lines", type=int, default=1_000_000)
     reconcile.add_argument("--merchants", type=int, default=100, help="sales and claims spread over this many")
+    reconcile.add_argument("--concurrency", type=int, default=2, help="claims uploaded at a time (default 2)")
     reconcile.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
     reconcile.set_defaults(func=cmd_bench_reconcile)
     return parser
