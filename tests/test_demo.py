@@ -413,10 +413,13 @@ async def test_the_ledger_balances_and_matches_the_sales(db: asyncpg.Connection)
         " - (SELECT coalesce(sum(union_funded_minor), 0) FROM refunds)"
     )
     assert expense == net > 0
+    # what the union owes each merchant: its sales' union share, less refunds, less what finance approved to pay
     payable = await db.fetch("""
         SELECT m.id, ledger_balance('merchant:' || m.id || ':payable') AS balance,
                coalesce((SELECT sum(union_funded_minor) FROM redemptions WHERE merchant_id = m.id), 0)
-             - coalesce((SELECT sum(union_funded_minor) FROM refunds WHERE merchant_id = m.id), 0) AS owed
+             - coalesce((SELECT sum(union_funded_minor) FROM refunds WHERE merchant_id = m.id), 0)
+             - coalesce((SELECT sum(amount_minor) FROM payout_instructions
+                          WHERE merchant_id = m.id AND status NOT IN ('failed', 'retried', 'canceled')), 0) AS owed
           FROM merchants m""")
     assert all(row["balance"] == -row["owed"] for row in payable)
     assert (
@@ -429,6 +432,32 @@ async def test_the_ledger_balances_and_matches_the_sales(db: asyncpg.Connection)
         )
         == 0
     )
+
+
+async def test_the_month_is_claimed_reconciled_and_partly_paid(
+    db: asyncpg.Connection, manifest: dict[str, Any]
+) -> None:
+    made = manifest["settlement"]
+    logins = {member["merchant_id"] for member in manifest["staff"] if member.get("merchant_id")}
+    claims = await db.fetch("SELECT merchant_id, status, to_char(period, 'YYYY-MM') AS period FROM claims")
+    assert len(claims) == made["claims"] >= 5  # the active merchants that sold in the period
+    assert {row["status"] for row in claims} == {"reconciled"} and {row["period"] for row in claims} == {made["period"]}
+    sold = await db.fetch(
+        "SELECT DISTINCT r.merchant_id FROM redemptions r JOIN merchants m ON m.id = r.merchant_id"
+        " WHERE m.status = 'active' AND to_char(r.occurred_at AT TIME ZONE till_local_tz(), 'YYYY-MM') = $1",
+        made["period"],
+    )
+    claimants = logins & {row["merchant_id"] for row in sold}
+    assert claimants and claimants <= {row["merchant_id"] for row in claims}  # a merchant signing in finds its claim
+    classes = await db.fetch("SELECT DISTINCT class FROM claim_lines")
+    assert {"matched", "duplicate_line", "not_found"} <= {row["class"] for row in classes}
+    statuses = dict(await db.fetch("SELECT status, count(*) FROM payout_instructions GROUP BY status"))
+    assert statuses.get("paid", 0) == made["batches_paid"] > 0
+    assert statuses.get("failed", 0) == made["batches_failed"]
+    assert (
+        await count(db, "SELECT count(*) FROM settlement_batches WHERE status = 'approved'") == made["batches_approved"]
+    )
+    assert await db.fetch("SELECT transaction_id FROM ledger_unbalanced") == []
 
 
 # ---------------------------------------------------------------- refusing

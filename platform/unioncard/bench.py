@@ -198,7 +198,7 @@ async def _load_demo(dsn: str, scale: float, settings: Settings) -> None:
     try:
         await conn.execute(RESET_SQL)
         await db.migrate(conn)
-        manifest = await load_demo(conn, scale=scale, secret_key=settings.secret_key)
+        manifest = await load_demo(conn, scale=scale, secret_key=settings.secret_key, settlement=False)
     finally:
         await conn.close()
     handle, path = tempfile.mkstemp(prefix="unioncard-demo-", suffix=".json")

@@ -1551,10 +1551,12 @@ async def load_demo(
     seed: int = 20261129,
     progress: Callable[[str], None] = print,
     today: date | None = None,
+    settlement: bool = True,
 ) -> dict[str, Any]:
     """Load a district at `scale` of DESIGN.md's figures, with the month of till traffic before `today`.
 
-    All in one transaction. Raises DemoError when the database is not empty or a check fails.
+    The district in one transaction; then, with `settlement`, the month's claims and batches through
+    the settlement code (demo_settlement). Raises DemoError when the database is not empty or a check fails.
     """
     if scale <= 0:
         raise ValueError(f"scale must be positive, not {scale}")
@@ -1568,6 +1570,15 @@ async def load_demo(
         await conn.execute(WORK_MEM_SQL)
         manifest = await _load_all(conn, rng, traffic_rng, sizes, cal, secret_key, steps)
     steps.done("committed")
+    if settlement:
+        from unioncard.demo_settlement import claim_period, load_settlement
+
+        logins = [member["merchant_id"] for member in manifest["staff"] if member.get("merchant_id")]
+        manifest["settlement"] = made = await load_settlement(
+            conn, random.Random(seed + 2), claim_period(cal.window), cal.tz.key, logins
+        )
+        manifest["counts"] = dict(await conn.fetchrow(COUNTS_SQL))  # with the settlement's ledger postings
+        steps.done("claims reconciled, batches approved and paid", made["claims"])
     return {
         **manifest,
         "today": cal.today.isoformat(),
