@@ -10,8 +10,8 @@ import asyncpg
 import pytest
 
 from tests.conftest import cloned_database
-from unioncard import demo as demo_module
 from unioncard.demo import DemoError, load_demo
+from unioncard.demo import load as demo_load
 from unioncard.ids import card_number_valid, hash_secret, keyed_hash
 from unioncard.passwords import verify_password
 
@@ -474,7 +474,7 @@ async def test_without_superuser_rights_the_triggers_stay_on(
     conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Replica mode needs a superuser; anyone else loads with every key and the ledger checked per row."""
-    monkeypatch.setattr(demo_module, "SUPERUSER_SQL", "SELECT false")
+    monkeypatch.setattr(demo_load, "SUPERUSER_SQL", "SELECT false")
     lines: list[str] = []
     manifest = await load_demo(conn, scale=0.002, secret_key=SECRET, progress=lines.append)
     assert any("not a superuser" in line for line in lines)
