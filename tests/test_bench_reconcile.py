@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from unioncard.bench_reconcile import STAGES, run_bench_reconcile
+from unioncard.bench.reconcile import STAGES, run_bench_reconcile
 from unioncard.settings import Settings
 
 LINES = 2000

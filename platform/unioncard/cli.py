@@ -196,7 +196,7 @@ def cmd_ledger_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from unioncard.bench import run_bench
+    from unioncard.bench.till import run_bench
 
     if settings.database_url and not args.skip_demo and not args.reset:
         print(
@@ -207,7 +207,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench_reconcile(args: argparse.Namespace, settings: Settings) -> int:
-    from unioncard.bench_reconcile import run_bench_reconcile
+    from unioncard.bench.reconcile import run_bench_reconcile
 
     return run_bench_reconcile(args, settings)
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from unioncard import db
-from unioncard.bench import BenchError, _redact
+from unioncard.bench import BenchError, redact
 from unioncard.settings import Settings
 
 PERIOD = "2026-10"
@@ -203,7 +203,7 @@ async def _scratch_database(dsn: str) -> AsyncIterator[str]:
     try:
         admin = await asyncpg.connect(dsn)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise BenchError(f"cannot connect to {_redact(dsn)}: {exc}") from exc
+        raise BenchError(f"cannot connect to {redact(dsn)}: {exc}") from exc
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     except asyncpg.PostgresError as exc:
@@ -377,7 +377,7 @@ def _summary(
     dsn: str, lines: int, merchants: int, claims: Claims, service: dict[str, Any], bare: dict[str, Any]
 ) -> dict[str, Any]:
     return {
-        "database": _redact(dsn),
+        "database": redact(dsn),
         "lines": lines,
         "merchants": merchants,
         "service": service,
