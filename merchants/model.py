@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-AMOUNT_MINOR_MAX = 100_000_000  # 1,000,000 yuan: no till sale is larger
+from unioncard.money import AMOUNT_MINOR_MAX
+
 Amount = Annotated[int, msgspec.Meta(gt=0, le=AMOUNT_MINOR_MAX, description="minor units (fen)")]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
 CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{16,19}$")]

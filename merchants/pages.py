@@ -18,7 +18,7 @@ from litestar.response import Redirect, Template
 
 from cards.repository import queries as card_queries
 from merchants import till
-from merchants.model import AMOUNT_MINOR_MAX, QuoteIn, RedeemIn, RefundIn
+from merchants.model import QuoteIn, RedeemIn, RefundIn
 from merchants.repository import queries
 from unioncard import i18n, staff
 from unioncard.auth import (
@@ -33,7 +33,7 @@ from unioncard.auth import (
 )
 from unioncard.errors import DomainError
 from unioncard.ids import card_number_valid, hash_secret, new_secret
-from unioncard.money import format_yuan, parse_yuan
+from unioncard.money import AMOUNT_MINOR_MAX, format_yuan, parse_yuan
 
 AnyRequest = Request[Any, Any, Any]
 RECENT_SALES = 20

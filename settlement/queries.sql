@@ -74,12 +74,20 @@ WITH claim AS (
                     AND f.created_at >= c.starts_at - interval '1 day'
      GROUP BY f.redemption_id
 ), earlier AS (
-    -- Sales matched by the latest run of an earlier claim of the merchant.
-    SELECT DISTINCT x.resolved_redemption_id AS redemption_id
+    -- Sales matched by the latest run of an earlier claim of the merchant: its lines stored as matched, and its
+    -- lines with no result row, matched to the sale they name (the view claim_lines, spelt out for the indexes).
+    SELECT x.resolved_redemption_id AS redemption_id
       FROM claim c
       JOIN claims o ON o.merchant_id = c.merchant_id AND o.id < c.id
-      JOIN claim_lines x ON x.claim_id = o.id
+      JOIN claim_line_results x ON x.run_id = o.run_id
      WHERE x.class = 'matched'
+    UNION
+    SELECT l.redemption_id
+      FROM claim c
+      JOIN claims o ON o.merchant_id = c.merchant_id AND o.id < c.id AND o.run_id IS NOT NULL
+      JOIN claim_line_inputs l ON l.claim_id = o.id
+     WHERE l.redemption_id IS NOT NULL
+       AND NOT EXISTS (SELECT FROM claim_line_results x WHERE x.run_id = o.run_id AND x.line_no = l.line_no)
 )
 , classified AS MATERIALIZED (
     SELECT k.line_no, k.redemption_id, k.named_id, k.amount_minor, k.union_funded_minor,

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from settlement.model import ClaimLineIn, ClaimRow
 from unioncard.csvfile import CsvRejected, _map_header, decode_csv, problem
-from unioncard.money import parse_yuan
+from unioncard.money import AMOUNT_MINOR_MAX, format_yuan, parse_yuan
 
 DEFAULT_TOLERANCE_MINOR = 0
 RECEIPT_REF_LENGTH_MAX = 100
@@ -143,6 +143,8 @@ class LineChecker:
     def _check_amounts(self, line_no: int, amount_minor: int | None, union_minor: int | None) -> None:
         if amount_minor is not None and amount_minor <= 0:
             self.errors.append(problem(line_no, "amount", "the sale amount must be positive"))
+        if amount_minor is not None and amount_minor > AMOUNT_MINOR_MAX:
+            self.errors.append(problem(line_no, "amount", f"no sale exceeds {format_yuan(AMOUNT_MINOR_MAX)} yuan"))
         if union_minor is not None and union_minor < 0:
             self.errors.append(problem(line_no, "union_funded", "the union share cannot be negative"))
         if amount_minor is not None and union_minor is not None and union_minor > amount_minor:
@@ -215,6 +217,8 @@ class _FastPath:
         union_minor = self.amounts.get(union_funded)
         if union_minor is None:
             union_minor = self._amount(union_funded)
+        if len(occurred_at) != 19:  # 'YYYY-MM-DD HH:MM:SS' only: fromisoformat skips a stray character before an offset
+            raise ValueError
         offset = self.offsets.get(occurred_at[:16])
         if offset is None:
             offset = self._offset(occurred_at[:16])
@@ -226,7 +230,7 @@ class _FastPath:
         if (
             (sale_id is None and receipt is None)
             or (receipt is not None and len(receipt) > RECEIPT_REF_LENGTH_MAX)
-            or amount_minor <= 0
+            or not 0 < amount_minor <= AMOUNT_MINOR_MAX
             or union_minor > amount_minor
         ):
             raise ValueError

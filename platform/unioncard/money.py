@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 BPS = 10_000
+AMOUNT_MINOR_MAX = 100_000_000  # 1,000,000 yuan: no till sale is larger
 
 
 class MoneyError(Exception):
