@@ -10,11 +10,27 @@ from litestar.params import Parameter
 
 from settlement import batches
 from settlement.batches import BatchIn, ConfirmPaidIn
-from settlement.rails import rail_for
+from settlement.rails import BankFileRail, PayoutRail, rail_for
 from unioncard.auth import Principal, Role, requires
+from unioncard.errors import DomainError
 
 FINANCE = requires(Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN)
 READERS = requires(Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN, Role.MERCHANT_ADMIN)
+
+
+def app_rail(state: State) -> PayoutRail:
+    """The app's payout rail, made once from its settings (a test may put its own in state.payout_rail first)."""
+    rail: PayoutRail | None = state.get("payout_rail")
+    if rail is None:
+        rail = state.payout_rail = rail_for(state.settings)
+    return rail
+
+
+def _bank_file_rail(state: State) -> BankFileRail:
+    rail = app_rail(state)
+    if not isinstance(rail, BankFileRail):
+        raise DomainError("conflict", f"the payout rail is {rail.name}: pay batches with POST …/batches/{{id}}/pay")
+    return rail
 
 
 class BatchController(Controller):
@@ -57,9 +73,15 @@ class BatchController(Controller):
     async def bank_file(self, batch_id: int, principal: Principal, state: State) -> Response[bytes]:
         """The bank's bulk-payment file for the batch's live instructions."""
         async with state.pool.acquire() as conn:
-            body = await batches.export_bank_file(conn, principal, batch_id, rail_for(state.settings))
+            body = await batches.export_bank_file(conn, principal, batch_id, _bank_file_rail(state))
         headers = {"Content-Disposition": f'attachment; filename="batch-{batch_id}-bank-file.csv"'}
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+    @post("/batches/{batch_id:int}/pay", operation_id="paySettlementBatch", guards=[FINANCE], status_code=200)
+    async def pay(self, batch_id: int, principal: Principal, state: State) -> dict[str, Any]:
+        """Pay the batch through an API rail (Stripe Connect); again after no answer, with the same keys."""
+        async with state.pool.acquire() as conn:
+            return await batches.pay_batch(conn, principal, batch_id, app_rail(state))
 
     @post("/batches/{batch_id:int}/confirm-paid", operation_id="confirmSettlementPaid", guards=[FINANCE],
           status_code=200)  # fmt: skip
@@ -68,16 +90,14 @@ class BatchController(Controller):
     ) -> dict[str, Any]:
         """Finance saw the batch paid: every live instruction, or those named."""
         async with state.pool.acquire() as conn:
-            return await batches.confirm_paid(
-                conn, principal, batch_id, data or ConfirmPaidIn(), rail_for(state.settings)
-            )
+            return await batches.confirm_paid(conn, principal, batch_id, data or ConfirmPaidIn(), app_rail(state))
 
     @post("/payouts/bank-result", operation_id="importBankResult", guards=[FINANCE], status_code=200)
     async def bank_result(self, request: Request[Any, Any, Any], principal: Principal, state: State) -> dict[str, Any]:
         """The bank's result file as a CSV body (reference, status paid/failed, reason)."""
         body = await request.body()
         async with state.pool.acquire() as conn:
-            return await batches.import_bank_result(conn, principal, body, rail_for(state.settings))
+            return await batches.import_bank_result(conn, principal, body, _bank_file_rail(state))
 
     @post("/payouts/{instruction_id:int}/retry", operation_id="retryPayout", guards=[FINANCE], status_code=200)
     async def retry(self, instruction_id: int, principal: Principal, state: State) -> dict[str, Any]:

@@ -168,11 +168,13 @@ SELECT p.id, 'approved', p.ledger_transaction_id, $4
 RETURNING instruction_id, ledger_transaction_id
 
 -- name: instructions_of_batch
--- A batch's instructions with their payees, oldest first.
+-- A batch's instructions with their payees (and the payee's Stripe account, if any), oldest first.
 SELECT i.id, i.batch_id, i.rail, i.amount_minor, i.currency, i.status, i.retry_of, i.failure_reason,
-       i.created_at, i.updated_at, m.id AS merchant_id, m.payee_name, m.payee_account, m.payee_bank
+       i.rail_reference, i.created_at, i.updated_at, m.id AS merchant_id, m.payee_name, m.payee_account,
+       m.payee_bank, a.account_id AS rail_account, coalesce(a.payouts_enabled, false) AS rail_ready
   FROM payout_instructions i
   JOIN merchants m ON m.id = i.merchant_id
+  LEFT JOIN stripe_accounts a ON a.merchant_id = i.merchant_id
  WHERE i.batch_id = $1
  ORDER BY i.id
 
@@ -224,6 +226,13 @@ WITH outcome AS (
 SELECT p.id, p.batch_id, p.status, p.ledger_transaction_id
   FROM posted p
  ORDER BY p.id
+
+-- name: instruction_reference_set
+-- The rail's id for an instruction (a Stripe transfer), kept once known.
+UPDATE payout_instructions i
+   SET rail_reference = $2, updated_at = now()
+ WHERE i.id = $1 AND i.rail_reference IS NULL
+RETURNING i.id
 
 -- name: instruction_retire
 -- A failed instruction becomes retried, once, before its successor opens.

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from settlement.rails import BankFileRail, Instruction, Payee, RailEvent
+from settlement.rails import BankFileRail, Instruction, Payee, PayoutRail, RailEvent
 from unioncard import audit
 from unioncard.auth import Principal, Role
 from unioncard.csvfile import rejection_as_domain_error
@@ -19,6 +19,7 @@ queries = Queries(Path(__file__).parent / "batch_queries.sql")
 
 FINANCE = frozenset({Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN})
 LIVE = ["approved", "submitting", "transferred"]  # an instruction the rail may still pay
+UNSENT = ["approved", "submitting"]  # not yet with the rail, or sent without an answer
 PAGE_LIMIT_MAX = 1000
 
 
@@ -155,8 +156,55 @@ async def export_bank_file(conn: asyncpg.Connection, principal: Principal, batch
     return rail.export_batch_csv(items)
 
 
+async def pay_batch(conn: asyncpg.Connection, principal: Principal, batch_id: int, rail: PayoutRail) -> dict[str, Any]:
+    """Hand the batch's unsent instructions to the rail, one call each, with no transaction open across the calls.
+
+    approved → submitting is committed first; one still submitting (no answer last time) is sent again under the
+    same key. The answer moves it to transferred, to failed (the approval reversed), or leaves it submitting.
+    Raises DomainError not_found, conflict (a rail paid by file; nothing to pay), validation_failed (payee).
+    """
+    _require_finance(principal)
+    if isinstance(rail, BankFileRail):
+        raise DomainError("conflict", f"the {rail.name} rail is paid by file: download it and confirm",
+                          bank_file=f"/api/settlement/v1/batches/{batch_id}/bank-file.csv")  # fmt: skip
+    await _approved_batch(conn, batch_id)
+    rows = await _instructions(conn, batch_id)
+    if not any(row["status"] in LIVE for row in rows):
+        raise DomainError("conflict", f"batch {batch_id} has nothing to pay")
+    items = [_instruction(row) for row in rows if row["status"] in UNSENT]
+    for item in items:
+        readiness = rail.onboard_payee(item.payee)
+        if readiness != "ready":
+            raise DomainError("validation_failed", f"merchant {item.payee.merchant_id}: {readiness}")
+    async with conn.transaction():
+        await conn.fetch(queries.instructions_move, [item.id for item in items], ["approved"], "submitting",
+                         principal.actor)  # fmt: skip
+        await audit.record(conn, principal, "settlement.payouts_submitted", f"batch:{batch_id}",
+                           instructions=[item.id for item in items], rail=rail.name)  # fmt: skip
+    outcomes = [await rail.submit(item) for item in items]  # no transaction open across the rail
+    async with conn.transaction():
+        for event in outcomes:
+            if event.status == "transferred":
+                await mark_transferred(conn, principal, event)
+    failed = [event for event in outcomes if event.status == "failed"]
+    if failed:
+        await apply_events(conn, principal, failed, ["submitting"])
+    sent = [{"instruction_id": e.instruction_id, "status": e.status, "reason": e.reason, "reference": e.reference}
+            for e in outcomes]  # fmt: skip
+    return {"sent": sent, "batch": await _view(conn, batch_id)}
+
+
+async def mark_transferred(conn: asyncpg.Connection, principal: Principal, event: RailEvent) -> bool:
+    """Keep the rail's reference and move a submitting instruction to transferred; False when it was not submitting."""
+    if event.reference is not None:
+        await conn.fetch(queries.instruction_reference_set, event.instruction_id, event.reference)
+    moved = await conn.fetch(queries.instructions_move, [event.instruction_id], ["submitting"], "transferred",
+                             principal.actor)  # fmt: skip
+    return bool(moved)
+
+
 async def confirm_paid(
-    conn: asyncpg.Connection, principal: Principal, batch_id: int, data: ConfirmPaidIn, rail: BankFileRail
+    conn: asyncpg.Connection, principal: Principal, batch_id: int, data: ConfirmPaidIn, rail: PayoutRail
 ) -> dict[str, Any]:
     """Finance confirms the batch's instructions (all live ones, or those named) paid. Raises not_found."""
     _require_finance(principal)
@@ -260,9 +308,9 @@ async def _instructions(conn: asyncpg.Connection, batch_id: int) -> list[dict[st
 
 def _instruction(row: dict[str, Any]) -> Instruction:
     payee = Payee(merchant_id=row["merchant_id"], name=row["payee_name"], account=row["payee_account"],
-                  bank=row["payee_bank"])  # fmt: skip
+                  bank=row["payee_bank"], rail_account=row["rail_account"], rail_ready=row["rail_ready"])  # fmt: skip
     return Instruction(id=row["id"], batch_id=row["batch_id"], amount_minor=row["amount_minor"],
-                       currency=row["currency"], payee=payee)  # fmt: skip
+                       currency=row["currency"], payee=payee, reference=row["rail_reference"])  # fmt: skip
 
 
 async def _view(conn: asyncpg.Connection, batch_id: int) -> dict[str, Any]:
@@ -278,7 +326,7 @@ async def _view(conn: asyncpg.Connection, batch_id: int) -> dict[str, Any]:
         )
     body["instructions"] = [
         _encode({key: row[key] for key in ("id", "rail", "amount_minor", "currency", "status", "retry_of",
-                                           "failure_reason", "created_at", "updated_at")})
+                                           "failure_reason", "rail_reference", "created_at", "updated_at")})
         for row in await _instructions(conn, batch_id)
     ]  # fmt: skip
     return body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -23,6 +23,10 @@ class Payee(msgspec.Struct, frozen=True, kw_only=True):
     name: str | None
     account: str | None
     bank: str | None
+    rail_account: str | None = None
+    """The payee's own account on a rail that keeps one (Stripe: the connected account acct_…)."""
+    rail_ready: bool = False
+    """That rail's word that it can pay the payee out (Stripe: payouts_enabled)."""
 
 
 class Instruction(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,14 +37,17 @@ class Instruction(msgspec.Struct, frozen=True, kw_only=True):
     amount_minor: int
     currency: str
     payee: Payee
+    reference: str | None = None
+    """The rail's id for it once known (Stripe: the transfer tr_…)."""
 
 
 class RailEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """What the rail says about an instruction: status is transferred, paid or failed."""
+    """What the rail says about an instruction: status is transferred, paid or failed (submitting: no answer yet)."""
 
     instruction_id: int
     status: str
     reason: str | None = None
+    reference: str | None = None
 
 
 @runtime_checkable
@@ -59,6 +66,9 @@ class PayoutRail(Protocol):
 
     async def fetch_status(self, instruction: Instruction) -> RailEvent | None:
         """The rail's current word on an instruction, or None when the rail cannot tell."""
+
+    def confirm_paid(self, instruction_ids: Iterable[int]) -> list[RailEvent]:
+        """Finance's word that these instructions were paid."""
 
 
 BANK_FILE_HEADER = ["payee_name", "payee_account", "payee_bank", "amount", "currency", "reference"]
@@ -130,15 +140,24 @@ class BankFileRail:
         return list(events.values())
 
 
-RAILS: dict[str, type[BankFileRail]] = {"bank_file": BankFileRail}
+def _stripe_connect(settings: Settings) -> PayoutRail:
+    from settlement.stripe_rail import StripeConnectRail  # it builds on this module
+
+    return StripeConnectRail(settings)
 
 
-def rail_for(settings: Settings) -> BankFileRail:
-    """The configured payout rail. Raises RailUnavailable when it is unknown or cannot pay settings.currency."""
-    rail_class = RAILS.get(settings.payout_rail)
-    if rail_class is None:
+RAILS: dict[str, Callable[[Settings], PayoutRail]] = {
+    "bank_file": lambda settings: BankFileRail(),
+    "stripe_connect": _stripe_connect,
+}
+
+
+def rail_for(settings: Settings) -> PayoutRail:
+    """The configured payout rail. Raises RailUnavailable when unknown, unconfigured or unable to pay the currency."""
+    make = RAILS.get(settings.payout_rail)
+    if make is None:
         raise RailUnavailable(f"unknown payout rail {settings.payout_rail!r}; known: {', '.join(sorted(RAILS))}")
-    rail = rail_class()
+    rail = make(settings)
     if settings.currency not in rail.currencies:
         pays = ", ".join(sorted(rail.currencies))
         raise RailUnavailable(f"the payout rail {rail.name!r} cannot pay {settings.currency}; it pays {pays}")

@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
     from settlement.api import ClaimController
     from settlement.batch_api import BatchController
     from settlement.rails import rail_for
+    from settlement.stripe_api import PayeeController, StripeWebhookController
 
     settings = settings or load_settings()
     rail_for(settings)  # refuse to start when the payout rail cannot pay the configured currency
@@ -132,6 +133,8 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             MerchantImportController,
             ClaimController,
             BatchController,
+            PayeeController,
+            StripeWebhookController,
             *till_page_routes(),
             create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
         ],

@@ -26,6 +26,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "conflict": 409,
     "import_rejected": 422,
     "rate_limited": 429,
+    "webhook_signature_invalid": 400,
 }
 
 TITLES: dict[str, tuple[str, str]] = {
@@ -51,6 +52,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "conflict": ("冲突", "Conflict"),
     "import_rejected": ("文件被拒绝", "The file was rejected"),
     "rate_limited": ("请求过于频繁", "Too many requests"),
+    "webhook_signature_invalid": ("回调签名无效", "The webhook signature is not valid"),
 }
 
 

@@ -29,6 +29,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     session_ttl_s: int = 12 * 3600
     terminal_cache_ttl_s: float = 5.0
     payout_rail: str = "bank_file"
+    stripe_secret_key: str = ""
+    """The platform's Stripe secret key; the stripe_connect rail refuses to start without it."""
+    stripe_webhook_secret: str = ""
+    """Signs the platform's events (transfers) sent to /webhooks/stripe."""
+    stripe_connect_webhook_secret: str = ""
+    """Signs the connected accounts' events (account.updated, payouts) sent to /webhooks/stripe-connect."""
+    stripe_api_base: str = "https://api.stripe.com"
+    public_base_url: str = ""
+    """Where browsers reach this service (Stripe onboarding returns there); empty means the request's own host."""
     debug: bool = False
 
     @property
@@ -50,6 +59,11 @@ _ENV_NAMES = {
     "session_ttl_s": "UNIONCARD_SESSION_TTL_S",
     "terminal_cache_ttl_s": "UNIONCARD_TERMINAL_CACHE_TTL_S",
     "payout_rail": "UNIONCARD_PAYOUT_RAIL",
+    "stripe_secret_key": "UNIONCARD_STRIPE_SECRET_KEY",
+    "stripe_webhook_secret": "UNIONCARD_STRIPE_WEBHOOK_SECRET",
+    "stripe_connect_webhook_secret": "UNIONCARD_STRIPE_CONNECT_WEBHOOK_SECRET",
+    "stripe_api_base": "UNIONCARD_STRIPE_API_BASE",
+    "public_base_url": "UNIONCARD_PUBLIC_BASE_URL",
     "debug": "UNIONCARD_DEBUG",
 }
 
