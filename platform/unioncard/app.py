@@ -96,6 +96,8 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
     from settlement.api import ClaimController
     from settlement.batch_api import BatchController
     from settlement.rails import rail_for
+    from settlement.statement_api import StatementController
+    from settlement.statement_pages import StatementPages
     from settlement.stripe_api import PayeeController, StripeWebhookController
 
     settings = settings or load_settings()
@@ -135,6 +137,8 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             BatchController,
             PayeeController,
             StripeWebhookController,
+            StatementController,
+            StatementPages,
             *till_page_routes(),
             create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
         ],
