@@ -91,9 +91,11 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
         TerminalAdminController,
         TillController,
     )
+    from merchants.backoffice import sales_pages
     from merchants.lookups import LookupLimiter
     from merchants.pages import till_page_routes
     from settlement.api import ClaimController
+    from settlement.backoffice import office_pages
     from settlement.batch_api import BatchController
     from settlement.rails import rail_for
     from settlement.statement_api import StatementController
@@ -140,6 +142,8 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             StatementController,
             StatementPages,
             *till_page_routes(),
+            *sales_pages(),
+            *office_pages(),
             create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
         ],
         lifespan=[lifespan],
