@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
     from settlement.api import ClaimController
     from settlement.backoffice import office_pages
     from settlement.batch_api import BatchController
+    from settlement.console import console_routes
     from settlement.rails import rail_for
     from settlement.statement_api import StatementController
     from settlement.statement_pages import StatementPages
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             *till_page_routes(),
             *sales_pages(),
             *office_pages(),
+            *console_routes(),
             create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
         ],
         lifespan=[lifespan],

@@ -1,0 +1,107 @@
+"""The finance overview of a period: each chart with its SVG, its data table and its totals from SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from settlement import charts
+from unioncard.db import Queries
+
+queries = Queries(Path(__file__).parent / "console_queries.sql")
+Translate = Callable[..., str]
+BUDGETS_SHOWN = 15
+
+
+def category_name(t: Translate, slug: str) -> str:
+    """A merchant category's name; the slug itself when it has none."""
+    try:
+        return t(f"console_category_{slug}")
+    except KeyError:
+        return slug
+
+
+async def overview_charts(conn: asyncpg.Connection, t: Translate, month: date, currency: str) -> dict[str, Any]:
+    """The four charts of the overview for `month`, each {id, title, svg, totals, head, rows, note}."""
+    period = month.strftime("%Y-%m")
+    towns = [(row["name"] or t("console_town_none"), row["union_funded_minor"])
+             for row in await conn.fetch(queries.subsidy_by_town, month, currency)]  # fmt: skip
+    categories = [(category_name(t, row["category"]), row["union_funded_minor"])
+                  for row in await conn.fetch(queries.subsidy_by_category, month, currency)]  # fmt: skip
+    budgets = [dict(row) for row in await conn.fetch(queries.budget_use, month, currency)]
+    days = [dict(row) for row in await conn.fetch(queries.daily_sales, month, currency)]
+    return {
+        "charts": [
+            subsidy_chart(t, "town", towns, period),
+            subsidy_chart(t, "category", categories, period),
+            budget_chart(t, budgets, period),
+            daily_chart(t, days, period),
+        ]
+    }
+
+
+def subsidy_chart(t: Translate, kind: str, rows: list[tuple[str, int]], period: str) -> dict[str, Any]:
+    """Union subsidy by town or by category as horizontal bars."""
+    total = sum(value for _, value in rows)
+    title = t(f"console_by_{kind}")
+    desc = t(f"console_by_{kind}_desc", period=period, total=charts.yuan(total))
+    svg = charts.horizontal_bars(rows, chart_id=f"chart-{kind}", title=title, desc=desc, value_text=charts.yuan,
+                                 empty_text=t("console_no_data"), width=charts.NARROW)  # fmt: skip
+    head = [t(f"console_{kind}"), t("console_union_share")]
+    return {
+        "id": kind, "title": title, "svg": svg, "note": t("console_net_note"),
+        "totals": [("total", t("console_total"), charts.yuan(total))],
+        "head": head, "rows": [(label, charts.yuan(value)) for label, value in rows],
+    }  # fmt: skip
+
+
+def budget_chart(t: Translate, rows: list[dict[str, Any]], period: str) -> dict[str, Any]:
+    """Each budgeted offer's monthly budget, used and left; the chart shows the most used, the totals cover all."""
+    budget = sum(row["budget_minor"] for row in rows)
+    used = sum(row["used_minor"] for row in rows)
+    left = sum(max(row["budget_minor"] - row["used_minor"], 0) for row in rows)
+    title = t("console_budget")
+    desc = t("console_budget_desc", period=period, count=len(rows), budget=charts.yuan(budget), used=charts.yuan(used))
+    shown = rows[:BUDGETS_SHOWN]
+    svg = charts.used_of_budget(
+        [(row["merchant_name"], row["used_minor"], row["budget_minor"]) for row in shown], chart_id="chart-budget",
+        title=title, desc=desc, value_text=charts.yuan, used_word=t("console_used"), left_word=t("console_left"),
+        empty_text=t("console_no_data"),
+    )  # fmt: skip
+    note = t("console_budget_shown", shown=len(shown), count=len(rows)) if len(rows) > len(shown) else ""
+    return {
+        "id": "budget", "title": title, "svg": svg, "note": note,
+        "totals": [("budget", t("console_budget_total"), charts.yuan(budget)),
+                   ("used", t("console_used"), charts.yuan(used)), ("left", t("console_left"), charts.yuan(left))],
+        "head": [t("console_merchant"), t("console_offer"), t("console_budget_total"), t("console_used"),
+                 t("console_left")],
+        "rows": [(row["merchant_name"], f"v{row['version']}", charts.yuan(row["budget_minor"]),
+                  charts.yuan(row["used_minor"]), charts.yuan(max(row["budget_minor"] - row["used_minor"], 0)))
+                 for row in shown],
+    }  # fmt: skip
+
+
+def daily_chart(t: Translate, rows: list[dict[str, Any]], period: str) -> dict[str, Any]:
+    """Union share per day as columns, and the number of sales per day as a line."""
+    total = sum(row["union_funded_minor"] for row in rows)
+    sales = sum(row["sales"] for row in rows)
+    title = t("console_daily")
+    desc = t("console_daily_desc", period=period, total=charts.yuan(total), count=charts.grouped(sales))
+    points = [(str(row["day"].day), row["union_funded_minor"], row["sales"]) for row in rows]
+    svg = charts.columns(
+        points if sales or total else [], chart_id="chart-daily", title=title, desc=desc, value_text=charts.yuan,
+        count_text=charts.grouped, value_word=t("console_union_share"), count_word=t("console_sales"),
+        empty_text=t("console_no_data"),
+    )  # fmt: skip
+    return {
+        "id": "daily", "title": title, "svg": svg, "note": t("console_net_note"),
+        "totals": [("total", t("console_union_share"), charts.yuan(total)),
+                   ("sales", t("console_sales"), charts.grouped(sales))],
+        "head": [t("console_day"), t("console_union_share"), t("console_sales")],
+        "rows": [(row["day"].isoformat(), charts.yuan(row["union_funded_minor"]), charts.grouped(row["sales"]))
+                 for row in rows],
+    }  # fmt: skip
