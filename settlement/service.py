@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -67,18 +68,63 @@ async def submit_claim(
     *,
     timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Store a claim with its lines (COPY) and reconcile it, in one transaction; the claim's summary.
+    """Store a parsed claim with its lines (COPY) and reconcile it, in one transaction; the claim's summary.
 
     `timings`, when given, gets the seconds of each stage added: load, classify, aggregate.
     Raises DomainError not_found when the merchant does not exist.
     """
+
+    async def store(clock: _StageClock) -> int:
+        return await _store_parsed(conn, merchant_id, claim, clock)
+
+    return await _store_and_reconcile(conn, merchant_id, store, tolerance_minor, timings)
+
+
+async def submit_csv_claim(
+    conn: asyncpg.Connection,
+    merchant_id: int,
+    data: bytes,
+    period: str | None,
+    timezone: str = DEFAULT_TIMEZONE,
+    tolerance_minor: int | None = None,
+    *,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """A CSV claim file (UTF-8, UTF-8 with BOM or GBK; English or Chinese headers) parsed, stored and reconciled.
+
+    `timings` as for submit_claim, with parse. Raises DomainError import_rejected listing every bad line (nothing
+    is stored), not_found.
+    """
+
+    async def store(clock: _StageClock) -> int:
+        with rejection_as_domain_error():
+            claim = parse_csv_claim(data, period, timezone)
+        clock.lap("parse")
+        return await _store_parsed(conn, merchant_id, claim, clock)
+
+    return await _store_and_reconcile(conn, merchant_id, store, tolerance_minor, timings)
+
+
+async def _store_parsed(conn: asyncpg.Connection, merchant_id: int, claim: ParsedClaim, clock: _StageClock) -> int:
+    claim_id = await repository.insert_claim(conn, merchant_id, claim)
+    await repository.copy_lines(conn, claim_id, merchant_id, claim.lines)
+    clock.lap("load")
+    return claim_id
+
+
+async def _store_and_reconcile(
+    conn: asyncpg.Connection,
+    merchant_id: int,
+    store: Callable[[_StageClock], Awaitable[int]],
+    tolerance_minor: int | None,
+    timings: dict[str, float] | None,
+) -> dict[str, Any]:
+    """In one transaction, store the claim (`store` gives its id) and classify it; then its summary."""
     tolerance = rules.DEFAULT_TOLERANCE_MINOR if tolerance_minor is None else tolerance_minor
     clock = _StageClock(timings)
     try:
         async with conn.transaction():
-            claim_id = await repository.insert_claim(conn, merchant_id, claim)
-            await repository.copy_lines(conn, claim_id, merchant_id, claim.lines)
-            clock.lap("load")
+            claim_id = await store(clock)
             run = await repository.classify(conn, claim_id, tolerance)
             clock.lap("classify")
             await repository.record_run(conn, claim_id, tolerance, run)
@@ -106,13 +152,8 @@ class _StageClock:
 
 
 async def import_claim_file(conn: asyncpg.Connection, data: bytes, *, merchant_id: int, period: str | None) -> dict:
-    """A CSV claim file of a merchant (UTF-8, UTF-8 with BOM or GBK; English or Chinese headers).
-
-    Raises DomainError import_rejected listing every bad line; nothing is stored then.
-    """
-    with rejection_as_domain_error():
-        claim = parse_csv_claim(data, period)
-    return await submit_claim(conn, merchant_id, claim)
+    """A merchant's CSV claim file, as submit_csv_claim. Raises DomainError import_rejected, not_found."""
+    return await submit_csv_claim(conn, merchant_id, data, period)
 
 
 async def submit_claim_body(
@@ -125,11 +166,8 @@ async def submit_claim_body(
     if principal.merchant_id is None:
         raise DomainError("forbidden", "only a merchant's admin or terminal submits its claims")
     if content_type.split(";")[0].strip().lower() in ("text/csv", "application/csv"):
-        with rejection_as_domain_error():
-            claim = parse_csv_claim(data, period)
-    else:
-        claim = parse_json_claim(data, period)
-    return await submit_claim(conn, principal.merchant_id, claim)
+        return await submit_csv_claim(conn, principal.merchant_id, data, period)
+    return await submit_claim(conn, principal.merchant_id, parse_json_claim(data, period))
 
 
 async def reconcile_claim(

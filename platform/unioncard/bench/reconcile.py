@@ -293,10 +293,10 @@ def _write_claims(lines: int, merchants: int) -> Claims:
 
 
 async def _submit_earlier_claims(conn: asyncpg.Connection, claims: Claims, timezone: str) -> None:
-    from settlement.service import parse_csv_claim, submit_claim
+    from settlement.service import submit_csv_claim
 
     for merchant_id, data in claims.earlier.items():
-        await submit_claim(conn, merchant_id, parse_csv_claim(data, PERIOD, timezone))
+        await submit_csv_claim(conn, merchant_id, data, PERIOD, timezone)
 
 
 # ---------------------------------------------------------------- measuring
@@ -313,7 +313,7 @@ async def _service_path(dsn: str, claims: Claims, settings: Settings, concurrenc
     Stage seconds are summed over the claims; with more than one claim at a time they add up to more than the
     wall time, which is `total`: while one claim is parsed in Python, PostgreSQL classes another.
     """
-    from settlement.service import parse_csv_claim, submit_claim
+    from settlement.service import submit_csv_claim
 
     timings = dict.fromkeys(STAGES, 0.0)
     classes: Counter[str] = Counter()
@@ -324,10 +324,7 @@ async def _service_path(dsn: str, claims: Claims, settings: Settings, concurrenc
         try:
             while pending:
                 merchant_id, data = pending.pop(0)
-                parse_started = time.perf_counter()
-                claim = parse_csv_claim(data, PERIOD, settings.timezone)
-                timings["parse"] += time.perf_counter() - parse_started
-                summary = await submit_claim(conn, merchant_id, claim, timings=timings)
+                summary = await submit_csv_claim(conn, merchant_id, data, PERIOD, settings.timezone, timings=timings)
                 for name, totals in summary["classes"].items():
                     classes[name] += totals["lines"]
         finally:
