@@ -367,11 +367,15 @@ def throttle_of(state: State) -> SignInThrottle:
     return state.setdefault("sign_in_throttle", SignInThrottle())  # type: ignore[no-any-return]
 
 
+# Where each role's work is: a merchant's back office, finance's console; the others' staff home.
+HOME_BY_ROLE = {Role.MERCHANT_ADMIN: "/merchant/", Role.FINANCE_OFFICER: "/finance/"}
+
+
 @get("/login", include_in_schema=False)
 async def staff_login_form(request: AnyRequest) -> Response[Any]:
     principal = await resolve_principal(request)
     if principal is not None and principal.role in STAFF_ROLES:
-        return Redirect("/staff", status_code=303)
+        return Redirect(HOME_BY_ROLE.get(principal.role, "/staff"), status_code=303)
     return page(request, "staff/login.html", email="", home="/login")
 
 
@@ -385,13 +389,15 @@ async def staff_login(request: AnyRequest, state: State) -> Response[Any]:
         error = {"text": i18n.t(lang, "too_many_attempts", minutes=math.ceil(wait_s / 60)), "reasons": []}
         return page(request, "staff/login.html", status=429, email=email, error=error, home="/login")
     async with state.pool.acquire() as conn:
-        token = await staff.sign_in(conn, email, password, state.settings.session_ttl_s)
-    if token is None:
+        signed_in = await staff.sign_in(conn, email, password, state.settings.session_ttl_s)
+    if signed_in is None:
         throttle.failed(email)
         error = {"text": i18n.t(lang, "bad_password"), "reasons": []}
         return page(request, "staff/login.html", status=401, email=email, error=error, home="/login")
     throttle.succeeded(email)
-    return Redirect("/staff", status_code=303, cookies=[session_cookie(request, token, state.settings.session_ttl_s)])
+    token, role = signed_in
+    cookie = session_cookie(request, token, state.settings.session_ttl_s)
+    return Redirect(HOME_BY_ROLE.get(role, "/staff"), status_code=303, cookies=[cookie])
 
 
 @post("/logout", include_in_schema=False)

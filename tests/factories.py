@@ -10,6 +10,7 @@ import asyncpg
 from litestar.testing import AsyncTestClient
 
 from unioncard.ids import hash_secret, luhn_checksum_digit, new_secret
+from unioncard.passwords import hash_password
 from unioncard.staff import create_admin
 
 _serial = itertools.count(1)
@@ -133,3 +134,34 @@ async def staff_token(
     finally:
         await conn.close()
     return {"Authorization": f"Bearer {token}"}
+
+
+async def add_staff_login(
+    dsn: str,
+    email: str,
+    role: str,
+    *,
+    merchant_id: int | None = None,
+    org_id: int | None = None,
+    name: str = "测试员",
+    password: str = "s3cret",
+) -> int:
+    """A new staff member of this role and scope who can sign in on the page form; their id."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        staff_id = await conn.fetchval(
+            "INSERT INTO staff_users (email, display_name, password_hash, role, org_id, merchant_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            email, name, hash_password(password), role, org_id, merchant_id,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    return staff_id  # type: ignore[no-any-return]
+
+
+async def sign_in_staff(client: AsyncTestClient, email: str, password: str = "s3cret") -> str:
+    """Sign in on the staff form with a fresh cookie jar; where the sign-in sends them."""
+    client.cookies.clear()
+    response = await client.post("/login", data={"email": email, "password": password}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return response.headers["location"]

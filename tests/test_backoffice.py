@@ -14,8 +14,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from merchants import backoffice
-from tests.factories import World, add_card, add_merchant, make_world, ok, staff_token
-from unioncard.passwords import hash_password
+from tests.factories import World, add_card, add_merchant, add_staff_login, make_world, ok, sign_in_staff, staff_token
 
 pytestmark = pytest.mark.asyncio
 
@@ -66,21 +65,6 @@ async def refund(client: AsyncTestClient, world: World, terminal: str, sale_id: 
     await ok(await client.post(f"/api/till/v1/redemptions/{sale_id}/refunds", json=body, headers=headers))
 
 
-async def sign_in(client: AsyncTestClient, dsn: str, merchant_id: int, email: str = "boss@shop") -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO staff_users (email, display_name, password_hash, role, merchant_id)"
-            " VALUES ($1, '王店长', $2, 'merchant_admin', $3)",
-            email, hash_password("s3cret"), merchant_id,
-        )  # fmt: skip
-    finally:
-        await conn.close()
-    client.cookies.clear()
-    signed = await client.post("/login", data={"email": email, "password": "s3cret"}, follow_redirects=False)
-    assert signed.status_code == 303, signed.text
-
-
 def sale_ids(html: str) -> list[str]:
     return re.findall(r'data-sale-id="([^"]+)"', html)
 
@@ -106,7 +90,8 @@ async def sales(client: AsyncTestClient, world: World, dsn: str) -> dict[str, st
     }
     await refund(client, world, "shop2", ids["s2"], 5000)
     await refund(client, world, "shop", ids["s3"], None)
-    await sign_in(client, dsn, world.merchants["shop"])
+    await add_staff_login(dsn, "boss@shop", "merchant_admin", merchant_id=world.merchants["shop"], name="王店长")
+    assert await sign_in_staff(client, "boss@shop") == "/merchant/"
     return ids
 
 
@@ -183,7 +168,8 @@ async def test_keyset_paging_walks_every_sale_once(
         await sell(client, world, "shop", "a", 1000 + n, f"P-{n}", tied if n < 3 else days_ago(n + 1)) for n in range(6)
     ]
     await sell(client, world, "shop2", "b", 999, "P-x", days_ago(4))  # filtered out by terminal below
-    await sign_in(client, dsn, world.merchants["shop"])
+    await add_staff_login(dsn, "boss@shop", "merchant_admin", merchant_id=world.merchants["shop"], name="王店长")
+    assert await sign_in_staff(client, "boss@shop") == "/merchant/"
     seen: list[str] = []
     url: str | None = f"/merchant/sales?terminal={world.terminal_ids['shop']}"
     pages = 0
@@ -243,7 +229,8 @@ async def test_an_uploaded_claim_is_reconciled_and_its_classes_shown(
 ) -> None:
     at = datetime.now(SHANGHAI).replace(microsecond=0) - timedelta(minutes=2)
     ids = [await sell(client, world, "shop", "a", 10000, f"C-{n}", at) for n in range(4)]
-    await sign_in(client, dsn, world.merchants["shop"])
+    await add_staff_login(dsn, "boss@shop", "merchant_admin", merchant_id=world.merchants["shop"], name="王店长")
+    assert await sign_in_staff(client, "boss@shop") == "/merchant/"
     when = at.strftime("%Y-%m-%d %H:%M:%S")
     data = claim_file([
         [ids[0], "", when, "100.00", "6.00"],
@@ -295,7 +282,8 @@ async def test_an_uploaded_claim_is_reconciled_and_its_classes_shown(
 async def test_a_rejected_file_lists_every_bad_line_and_stores_nothing(
     client: AsyncTestClient, world: World, dsn: str
 ) -> None:
-    await sign_in(client, dsn, world.merchants["shop"])
+    await add_staff_login(dsn, "boss@shop", "merchant_admin", merchant_id=world.merchants["shop"], name="王店长")
+    assert await sign_in_staff(client, "boss@shop") == "/merchant/"
     data = claim_file([
         ["", "C-1", "2026-05-03 10:00:00", "100.00", "6.00"],
         ["", "C-2", "2026-05-03 10:00:00", "一百", "6.00"],

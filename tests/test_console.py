@@ -16,9 +16,8 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.factories import World, add_card, add_merchant, make_world, ok, staff_token
+from tests.factories import World, add_card, add_merchant, add_staff_login, make_world, ok, sign_in_staff, staff_token
 from unioncard import clock
-from unioncard.passwords import hash_password
 
 pytestmark = pytest.mark.asyncio
 
@@ -52,19 +51,6 @@ async def sql(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def add_staff(dsn: str, email: str, role: str, merchant_id: int | None = None) -> None:
-    await sql(
-        dsn, "INSERT INTO staff_users (email, display_name, password_hash, role, merchant_id)"
-        " VALUES ($1, $2, $3, $4, $5)", email, "李会计", hash_password("pw-" + role), role, merchant_id,
-    )  # fmt: skip
-
-
-async def sign_in(client: AsyncTestClient, email: str, password: str) -> None:
-    client.cookies.clear()
-    response = await client.post("/login", data={"email": email, "password": password}, follow_redirects=False)
-    assert response.status_code == 303, response.text
-
-
 @pytest.fixture
 async def desk(client: AsyncTestClient, dsn: str) -> Desk:
     """Merchant a (east town, supermarket, with a monthly budget) and b (west town, restaurant); finance signed in."""
@@ -81,8 +67,8 @@ async def desk(client: AsyncTestClient, dsn: str) -> Desk:
     await sql(dsn, "UPDATE merchants SET org_id = $1 WHERE id = $2", world.org_ids["east"], world.merchants["a"])
     await sql(dsn, "UPDATE merchants SET org_id = $1, category = 'restaurant' WHERE id = $2", world.org_ids["west"],
               world.merchants["b"])  # fmt: skip
-    await add_staff(dsn, "cw@test", "finance_officer")
-    await sign_in(client, "cw@test", "pw-finance_officer")
+    await add_staff_login(dsn, "cw@test", "finance_officer", name="李会计")
+    assert await sign_in_staff(client, "cw@test") == "/finance/"
     return Desk(client, dsn, world)
 
 
@@ -364,8 +350,8 @@ async def test_access_anonymous_redirects_and_other_roles_are_refused(desk: Desk
     posted = await desk.client.post(f"/finance/batches/{batch_id}/confirm-paid", follow_redirects=False)
     assert posted.status_code == 303 and posted.headers["location"] == "/login"
 
-    await add_staff(desk.dsn, "boss@a", "merchant_admin", desk.world.merchants["a"])
-    await sign_in(desk.client, "boss@a", "pw-merchant_admin")
+    await add_staff_login(desk.dsn, "boss@a", "merchant_admin", merchant_id=desk.world.merchants["a"])
+    assert await sign_in_staff(desk.client, "boss@a") == "/merchant/"
     for path in paths:
         refused = await desk.client.get(path, follow_redirects=False)
         assert refused.status_code == 403 and "仅限财务人员" in refused.text, path

@@ -8,8 +8,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.factories import World, add_card, add_merchant, card_number, make_world, ok
-from unioncard.passwords import hash_password
+from tests.factories import World, add_card, add_merchant, add_staff_login, card_number, make_world, ok, sign_in_staff
 
 pytestmark = pytest.mark.asyncio
 
@@ -193,19 +192,6 @@ async def test_till_sign_out_ends_the_session(client: AsyncTestClient, world: Wo
     assert (await client.get("/till", follow_redirects=False)).status_code == 303
 
 
-async def add_merchant_admin(dsn: str, merchant_id: int) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO staff_users (email, display_name, password_hash, role, merchant_id)"
-            " VALUES ('boss@shop', '王店长', $1, 'merchant_admin', $2)",
-            hash_password("s3cret"),
-            merchant_id,
-        )
-    finally:
-        await conn.close()
-
-
 async def test_staff_sign_in_good_and_bad(client: AsyncTestClient, world: World) -> None:
     client.cookies.clear()
     assert (await client.get("/staff", follow_redirects=False)).headers["location"] == "/login"
@@ -218,6 +204,21 @@ async def test_staff_sign_in_good_and_bad(client: AsyncTestClient, world: World)
     assert "总工会管理员" in home.text and "全部（总工会）" in home.text and 'href="/schema"' in home.text
     assert (await client.post("/logout", follow_redirects=False)).headers["location"] == "/login"
     assert (await client.get("/staff", follow_redirects=False)).status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("role", "home"),
+    [("merchant_admin", "/merchant/"), ("finance_officer", "/finance/"), ("federation_admin", "/staff")],
+)
+async def test_staff_land_on_their_roles_home(
+    client: AsyncTestClient, world: World, dsn: str, role: str, home: str
+) -> None:
+    merchant_id = world.merchants["shop"] if role == "merchant_admin" else None
+    await add_staff_login(dsn, f"{role}@test", role, merchant_id=merchant_id)
+    assert await sign_in_staff(client, f"{role}@test") == home
+    again = await client.get("/login", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == home
+    assert (await client.get(home)).status_code == 200
 
 
 async def test_staff_sign_in_is_refused_after_five_failures(client: AsyncTestClient, world: World) -> None:
@@ -240,9 +241,8 @@ async def test_a_merchant_admin_sees_only_their_merchants_sales(
             follow_redirects=False,
         )
         sale_ids[shop] = sold.headers["location"].split("/")[3].split("?")[0]
-    await add_merchant_admin(dsn, world.merchants["shop"])
-    client.cookies.clear()
-    await client.post("/login", data={"email": "boss@shop", "password": "s3cret"})
+    await add_staff_login(dsn, "boss@shop", "merchant_admin", merchant_id=world.merchants["shop"], name="王店长")
+    assert await sign_in_staff(client, "boss@shop") == "/merchant/"
     home = await client.get("/staff")
     assert "商户管理员" in home.text and "shop超市" in home.text
     assert sale_ids["shop"] in home.text and sale_ids["other"] not in home.text

@@ -14,12 +14,11 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tests.factories import World, add_card, add_merchant, make_world
+from tests.factories import World, add_card, add_merchant, add_staff_login, make_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
@@ -202,25 +201,14 @@ async def english_round(page: object, number: str, shots: Path) -> None:
 async def test_staff_sign_in_in_the_browser(
     page: object, world: World, shots: Path, client: AsyncTestClient, dsn: str
 ) -> None:
-    """A merchant admin: a wrong password first, then their landing page with their shop's sales."""
+    """A merchant admin: a wrong password first, then their back office, then the staff home with their sales."""
     from playwright.async_api import Page, expect
-
-    from unioncard.passwords import hash_password
 
     assert isinstance(page, Page)
     sale = {"card": world.cards["a"], "amount": 4560, "currency": "CNY"}
     headers = {**world.terminals["shop"], "Idempotency-Key": "s1"}
     assert (await client.post("/api/till/v1/redemptions", json=sale, headers=headers)).status_code == 201
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO staff_users (email, display_name, password_hash, role, merchant_id)"
-            " VALUES ('boss@shop', '王店长', $1, 'merchant_admin', $2)",
-            hash_password("s3cret"),
-            world.merchants["shop"],
-        )
-    finally:
-        await conn.close()
+    await add_staff_login(dsn, "boss@shop", "merchant_admin", merchant_id=world.merchants["shop"], name="王店长")
 
     await page.goto("/staff")
     await page.get_by_label("邮箱").fill("boss@shop")
@@ -231,6 +219,9 @@ async def test_staff_sign_in_in_the_browser(
 
     await page.get_by_label("密码").fill("s3cret")
     await page.get_by_role("button", name="登录").click()
+    await expect(page).to_have_url(re.compile(r"/merchant/$"))  # a merchant admin lands on the back office
+    await expect(page.get_by_test_id("month-sales")).to_have_text("1")
+    await page.goto("/staff")
     await expect(page.get_by_test_id("role")).to_have_text("商户管理员")
     await expect(page.locator("tr[data-sale-id]")).to_have_count(1)
     await page.screenshot(path=shots / "13-staff-home-zh.png", full_page=True)

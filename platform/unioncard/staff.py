@@ -16,7 +16,7 @@ ON CONFLICT (email) DO UPDATE SET password_hash = coalesce(EXCLUDED.password_has
 RETURNING id
 """
 _TOKEN = "INSERT INTO api_tokens (token_hash, staff_user_id, label) VALUES ($1, $2, $3)"
-_BY_EMAIL = "SELECT id, password_hash, status FROM staff_users WHERE lower(email) = lower($1)"
+_BY_EMAIL = "SELECT id, password_hash, status, role FROM staff_users WHERE lower(email) = lower($1)"
 _SESSION = """
 INSERT INTO sessions (token_hash, staff_user_id, expires_at)
 VALUES ($1, $2, now() + make_interval(secs => $3))
@@ -32,8 +32,8 @@ async def create_admin(conn: asyncpg.Connection, email: str, password: str | Non
     return token
 
 
-async def sign_in(conn: asyncpg.Connection, email: str, password: str, ttl_s: int) -> str | None:
-    """A session token for a staff member whose password matches, else None."""
+async def sign_in(conn: asyncpg.Connection, email: str, password: str, ttl_s: int) -> tuple[str, str] | None:
+    """(session token, role) for a staff member whose password matches, else None."""
     row = await conn.fetchrow(_BY_EMAIL, email)
     if row is None or row["status"] != "active":
         return None
@@ -42,4 +42,4 @@ async def sign_in(conn: asyncpg.Connection, email: str, password: str, ttl_s: in
         return None
     token = new_secret("ucs")
     await conn.execute(_SESSION, hash_secret(token), row["id"], float(ttl_s))
-    return token
+    return token, row["role"]
