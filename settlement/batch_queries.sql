@@ -228,18 +228,18 @@ SELECT p.id, p.batch_id, p.status, p.ledger_transaction_id
  ORDER BY p.id
 
 -- name: instruction_reference_set
--- The rail's id for an instruction (a Stripe transfer), kept once known.
+-- The rail's id for an instruction (a Stripe transfer), kept once known; not on one canceled meanwhile.
 UPDATE payout_instructions i
    SET rail_reference = $2, updated_at = now()
- WHERE i.id = $1 AND i.rail_reference IS NULL
+ WHERE i.id = $1 AND i.rail_reference IS NULL AND i.status IN ('submitting', 'transferred')
 RETURNING i.id
 
 -- name: instruction_retire
--- A failed instruction becomes retried, once, before its successor opens.
+-- A failed or canceled instruction becomes retried, once, before its successor opens.
 WITH moved AS (
     UPDATE payout_instructions i
        SET status = 'retried', updated_at = now()
-     WHERE i.id = $1 AND i.status = 'failed'
+     WHERE i.id = $1 AND i.status IN ('failed', 'canceled')
     RETURNING i.id
 )
 INSERT INTO payout_events (instruction_id, status, actor)
@@ -248,7 +248,7 @@ SELECT m.id, 'retried', $2
 RETURNING instruction_id
 
 -- name: instruction_batches
--- The batch of each instruction id that exists.
-SELECT i.id, i.batch_id, i.merchant_id
+-- The batch and rail of each instruction id that exists.
+SELECT i.id, i.batch_id, i.merchant_id, i.rail
   FROM payout_instructions i
  WHERE i.id = ANY($1::bigint[])

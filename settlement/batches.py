@@ -20,6 +20,7 @@ queries = Queries(Path(__file__).parent / "batch_queries.sql")
 FINANCE = frozenset({Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN})
 LIVE = ["approved", "submitting", "transferred"]  # an instruction the rail may still pay
 UNSENT = ["approved", "submitting"]  # not yet with the rail, or sent without an answer
+SENT = "transferred"  # with the rail: only such an instruction can be confirmed paid
 PAGE_LIMIT_MAX = 1000
 
 
@@ -137,17 +138,20 @@ async def export_bank_file(conn: asyncpg.Connection, principal: Principal, batch
     """
     _require_finance(principal)
     await _approved_batch(conn, batch_id)
-    live = [item for item in await _instructions(conn, batch_id) if item["status"] in LIVE]
+    live = [_instruction(row) for row in await _instructions(conn, batch_id) if row["status"] in LIVE]
     if not live:
         raise DomainError("conflict", f"batch {batch_id} has nothing to pay")
-    items = [_instruction(row) for row in live]
-    for item in items:
+    for item in live:
         readiness = rail.onboard_payee(item.payee)
         if readiness != "ready":
             raise DomainError("validation_failed", f"merchant {item.payee.merchant_id}: {readiness}")
-    ids = [item.id for item in items]
     async with conn.transaction():
-        await conn.fetch(queries.instructions_move, ids, ["approved"], "submitting", principal.actor)
+        await conn.fetch(queries.instructions_move, [item.id for item in live], ["approved"], "submitting",
+                         principal.actor)  # fmt: skip
+    # Read again: an instruction canceled since the first read is not in the file.
+    items = [_instruction(row) for row in await _instructions(conn, batch_id) if row["status"] in LIVE]
+    if not items:
+        raise DomainError("conflict", f"batch {batch_id} has nothing to pay")
     outcomes = [await rail.submit(item) for item in items]  # no transaction open across the rail
     async with conn.transaction():
         for event in outcomes:
@@ -159,8 +163,10 @@ async def export_bank_file(conn: asyncpg.Connection, principal: Principal, batch
 async def pay_batch(conn: asyncpg.Connection, principal: Principal, batch_id: int, rail: PayoutRail) -> dict[str, Any]:
     """Hand the batch's unsent instructions to the rail, one call each, with no transaction open across the calls.
 
-    approved → submitting is committed first; one still submitting (no answer last time) is sent again under the
-    same key. The answer moves it to transferred, to failed (the approval reversed), or leaves it submitting.
+    approved → submitting is committed first. One already submitting (no answer last time) is first looked up at
+    the rail (Stripe: the batch's transfers): one found is transferred without sending; it is sent again under the
+    same key only when the rail made none. The answer moves it to transferred, to failed (the approval reversed),
+    or leaves it submitting (no answer; the reason is audited).
     Raises DomainError not_found, conflict (a rail paid by file; nothing to pay), validation_failed (payee).
     """
     _require_finance(principal)
@@ -172,20 +178,32 @@ async def pay_batch(conn: asyncpg.Connection, principal: Principal, batch_id: in
     if not any(row["status"] in LIVE for row in rows):
         raise DomainError("conflict", f"batch {batch_id} has nothing to pay")
     items = [_instruction(row) for row in rows if row["status"] in UNSENT]
+    unanswered = {row["id"] for row in rows if row["status"] == "submitting"}  # sent before, the answer lost
     for item in items:
         readiness = rail.onboard_payee(item.payee)
         if readiness != "ready":
             raise DomainError("validation_failed", f"merchant {item.payee.merchant_id}: {readiness}")
     async with conn.transaction():
-        await conn.fetch(queries.instructions_move, [item.id for item in items], ["approved"], "submitting",
-                         principal.actor)  # fmt: skip
+        # Only what this call moved is sent: an instruction canceled since it was read stays unpaid.
+        moved = await conn.fetch(queries.instructions_move, [item.id for item in items], UNSENT, "submitting",
+                                 principal.actor)  # fmt: skip
+        sending = {row["instruction_id"] for row in moved}
         await audit.record(conn, principal, "settlement.payouts_submitted", f"batch:{batch_id}",
-                           instructions=[item.id for item in items], rail=rail.name)  # fmt: skip
-    outcomes = [await rail.submit(item) for item in items]  # no transaction open across the rail
+                           instructions=sorted(sending), rail=rail.name)  # fmt: skip
+    outcomes: list[RailEvent] = []
+    for item in (item for item in items if item.id in sending):  # no transaction open across the rail
+        # Sent before without an answer: sent again only when the rail made nothing for it (an idempotency key
+        # does not outlive a day at Stripe); else its word stands (transferred, failed, or submitting: no answer).
+        found = await rail.fetch_status(item) if item.id in unanswered else None
+        outcomes.append(found if found is not None else await rail.submit(item))
     async with conn.transaction():
         for event in outcomes:
             if event.status == "transferred":
-                await mark_transferred(conn, principal, event)
+                await mark_transferred(conn, principal.actor, event)
+        waiting = {event.instruction_id: event.reason for event in outcomes if event.status == "submitting"}
+        if waiting:
+            await audit.record(conn, principal, "settlement.payouts_unanswered", f"batch:{batch_id}",
+                               reasons=waiting, rail=rail.name)  # fmt: skip
     failed = [event for event in outcomes if event.status == "failed"]
     if failed:
         await apply_events(conn, principal, failed, ["submitting"])
@@ -194,53 +212,80 @@ async def pay_batch(conn: asyncpg.Connection, principal: Principal, batch_id: in
     return {"sent": sent, "batch": await _view(conn, batch_id)}
 
 
-async def mark_transferred(conn: asyncpg.Connection, principal: Principal, event: RailEvent) -> bool:
-    """Keep the rail's reference and move a submitting instruction to transferred; False when it was not submitting."""
+async def mark_transferred(conn: asyncpg.Connection, actor: str, event: RailEvent) -> bool:
+    """Keep the rail's reference and move a submitting instruction to transferred; False when it was not submitting.
+
+    actor is who says so: a staff principal's actor, or the rail itself ("stripe:webhook").
+    """
     if event.reference is not None:
         await conn.fetch(queries.instruction_reference_set, event.instruction_id, event.reference)
-    moved = await conn.fetch(queries.instructions_move, [event.instruction_id], ["submitting"], "transferred",
-                             principal.actor)  # fmt: skip
+    moved = await conn.fetch(queries.instructions_move, [event.instruction_id], ["submitting"], "transferred", actor)
     return bool(moved)
+
+
+async def settle_reported(conn: asyncpg.Connection, actor: str, event: RailEvent) -> bool:
+    """Apply an outcome the rail reported by itself (paid; failed: the approval reversed) to a live instruction,
+    forward only, with its postings; actor is the rail's own ("stripe:webhook"), never a staff principal.
+
+    Call it inside the caller's transaction, which also audits it. False when the instruction was not live.
+    """
+    rows = await conn.fetch(queries.instructions_settle, [event.instruction_id], [event.status], [event.reason],
+                            LIVE, actor)  # fmt: skip
+    return bool(rows)
 
 
 async def confirm_paid(
     conn: asyncpg.Connection, principal: Principal, batch_id: int, data: ConfirmPaidIn, rail: PayoutRail
 ) -> dict[str, Any]:
-    """Finance confirms the batch's instructions (all live ones, or those named) paid. Raises not_found."""
+    """Finance confirms the batch's instructions with the rail (all transferred ones, or those named) paid.
+
+    Only a transferred instruction can be paid: one never handed to the rail is listed unchanged. Raises not_found.
+    """
     _require_finance(principal)
     await _approved_batch(conn, batch_id)
     own = {row["id"]: row["status"] for row in await _instructions(conn, batch_id)}
-    chosen = data.instruction_ids if data.instruction_ids is not None else [n for n, s in own.items() if s in LIVE]
+    chosen = data.instruction_ids if data.instruction_ids is not None else [n for n, s in own.items() if s == SENT]
     foreign = [number for number in chosen if number not in own]
     if foreign:
         raise DomainError("not_found", f"instructions {foreign} are not of batch {batch_id}")
-    result = await apply_events(conn, principal, rail.confirm_paid(chosen))
+    result = await apply_events(conn, principal, rail.confirm_paid(chosen), [SENT])
     return {**result, "batch": await _view(conn, batch_id)}
 
 
 async def import_bank_result(
     conn: asyncpg.Connection, principal: Principal, data: bytes, rail: BankFileRail
 ) -> dict[str, Any]:
-    """The bank's result file: each line paid or failed, forward only. Raises DomainError import_rejected."""
+    """The bank's result file: each line paid or failed, forward only; a reference to an instruction of another
+    rail is listed unknown, not applied. Raises DomainError import_rejected.
+    """
     _require_finance(principal)
     with rejection_as_domain_error():
         events = rail.import_result_file(data)
-    return await apply_events(conn, principal, events)
+    return await apply_events(conn, principal, events, only_rail=rail.name)
 
 
 async def apply_events(
-    conn: asyncpg.Connection, principal: Principal, events: list[RailEvent], from_statuses: list[str] | None = None
+    conn: asyncpg.Connection,
+    principal: Principal,
+    events: list[RailEvent],
+    from_statuses: list[str] | None = None,
+    *,
+    only_rail: str | None = None,
 ) -> dict[str, Any]:
     """Apply rail outcomes in one transaction; an instruction already paid, failed or retried stays as it is.
 
-    paid posts Dr payouts:in_transit / Cr union:cash; failed reverses the approval. Unknown ids are listed, not applied.
+    paid posts Dr payouts:in_transit / Cr union:cash; failed reverses the approval. Unknown ids (and with
+    `only_rail`, those of another rail) are listed, not applied.
     """
-    ids = [event.instruction_id for event in events]
+    requested = [event.instruction_id for event in events]
     async with conn.transaction():
-        known = {row["id"] for row in await conn.fetch(queries.instruction_batches, ids)}
+        rails = {row["id"]: row["rail"] for row in await conn.fetch(queries.instruction_batches, requested)}
+        known = {number for number, name in rails.items() if only_rail is None or name == only_rail}
+        events = [event for event in events if event.instruction_id in known]
         rows = await conn.fetch(
-            queries.instructions_settle, ids, [event.status for event in events],
-            [event.reason for event in events], from_statuses or LIVE, principal.actor,
+            queries.instructions_settle, [event.instruction_id for event in events],
+            [event.status for event in events], [event.reason for event in events], from_statuses or LIVE,
+            principal.actor,
         )  # fmt: skip
         applied = [dict(row) for row in rows]
         if applied:
@@ -250,15 +295,18 @@ async def apply_events(
     return {
         "applied": [{"instruction_id": row["id"], "batch_id": row["batch_id"], "status": row["status"]}
                     for row in applied],
-        "unchanged": [number for number in ids if number in known and number not in moved],
-        "unknown": [number for number in ids if number not in known],
+        "unchanged": [number for number in requested if number in known and number not in moved],
+        "unknown": [number for number in requested if number not in known],
     }  # fmt: skip
 
 
 async def retry_instruction(
     conn: asyncpg.Connection, principal: Principal, instruction_id: int, rail: str
 ) -> dict[str, Any]:
-    """A failed instruction is retried as a new one; the approval is posted again. Raises not_found, conflict."""
+    """A failed or canceled instruction is retried as a new one; the approval is posted again.
+
+    Raises not_found, conflict.
+    """
     _require_finance(principal)
     async with conn.transaction():
         found = await conn.fetchrow(queries.instruction_lock, instruction_id)
@@ -266,7 +314,7 @@ async def retry_instruction(
             raise DomainError("not_found", f"no instruction {instruction_id}")
         await conn.fetchrow(queries.batch_lock, found["batch_id"])
         if not await conn.fetch(queries.instruction_retire, instruction_id, principal.actor):
-            raise DomainError("conflict", f"instruction {instruction_id} is {found['status']}, not failed")
+            raise DomainError("conflict", f"instruction {instruction_id} is {found['status']}, not failed or canceled")
         await conn.fetch(queries.instruction_open, found["batch_id"], rail, instruction_id, principal.actor)
         await audit.record(conn, principal, "settlement.payout_retried", f"instruction:{instruction_id}")
     return await _view(conn, found["batch_id"])

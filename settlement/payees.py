@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import stripe
 
 from settlement.rails import Payee, PayoutRail
-from settlement.stripe_rail import StripeConnectRail
+from settlement.stripe_rail import StripeConnectRail, error_reason
 from unioncard import audit
 from unioncard.auth import Principal
 from unioncard.db import Queries
@@ -40,14 +43,16 @@ async def onboarding_link(
 ) -> dict[str, Any]:
     """The merchant's connected account, opened once and kept, and a fresh Account Link to onboard it.
 
-    Stripe is called with no transaction open. Raises DomainError not_found, conflict (the rail is not Stripe).
+    Stripe is called with no transaction open. Raises DomainError not_found, conflict (the rail is not Stripe),
+    rail_unavailable (Stripe failed or refused the call).
     """
     if not isinstance(rail, StripeConnectRail):
         raise DomainError("conflict", f"the payout rail is {rail.name}: payees are paid by their bank details")
     row = await _payee_row(conn, principal, merchant_id)
     account_id: str | None = row["account_id"]
     if account_id is None:
-        opened = await rail.open_account(merchant_id, row["payee_name"] or row["name"])
+        with _stripe_failure():
+            opened = await rail.open_account(merchant_id, row["payee_name"] or row["name"])
         async with conn.transaction():
             kept = await conn.fetchval(queries.account_insert, merchant_id, opened)
             if kept is not None:
@@ -57,13 +62,23 @@ async def onboarding_link(
     if account_id is None:
         raise RuntimeError(f"merchant {merchant_id}: a connected account was opened but none is kept")
     base = base_url.rstrip("/")
-    url = await rail.account_link(
-        account_id,
-        refresh_url=f"{base}/api/settlement/v1/payees/{merchant_id}/stripe-onboarding",
-        return_url=f"{base}/staff/?stripe_onboarding={merchant_id}",
-    )
+    with _stripe_failure():
+        url = await rail.account_link(
+            account_id,
+            refresh_url=f"{base}/api/settlement/v1/payees/{merchant_id}/stripe-onboarding",
+            return_url=f"{base}/staff/?stripe_onboarding={merchant_id}",
+        )
     return {"merchant_id": merchant_id, "stripe_account": account_id, "url": url,
             "payouts_enabled": row["payouts_enabled"]}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _stripe_failure() -> Iterator[None]:
+    """Stripe failing (or refusing) an onboarding call answers 502 rail_unavailable: nothing of ours changed."""
+    try:
+        yield
+    except stripe.StripeError as exc:
+        raise DomainError("rail_unavailable", f"Stripe: {error_reason(exc)}") from exc
 
 
 async def _payee_row(conn: asyncpg.Connection, principal: Principal, merchant_id: int) -> dict[str, Any]:

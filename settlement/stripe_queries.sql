@@ -55,3 +55,16 @@ SELECT i.id, i.status, a.account_id
   FROM payout_instructions i
   LEFT JOIN stripe_accounts a ON a.merchant_id = i.merchant_id
  WHERE i.id = $1 AND i.rail = 'stripe_connect'
+
+-- name: instruction_payout_failed
+-- Keep why the connected account's payout failed on a transferred instruction; its status stays (the money waits
+-- in the connected account's balance).
+UPDATE payout_instructions i
+   SET failure_reason = $2, updated_at = now()
+ WHERE i.id = $1 AND i.rail = 'stripe_connect' AND i.status = 'transferred'
+RETURNING i.id
+
+-- name: audit_insert
+-- An audit record of what a webhook did, under the webhook's own actor (it has no staff principal).
+INSERT INTO audit_log (actor, action, subject, detail)
+VALUES ($1, $2, $3, $4::jsonb)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ import stripe
 from settlement.rails import Instruction, Payee, RailEvent, RailUnavailable
 from unioncard.settings import Settings
 
+log = logging.getLogger("unioncard.stripe")
 # Two-decimal currencies a Stripe platform pays out to connected accounts. Stripe does not pay out CNY for a
 # mainland platform, and zero-decimal ones (JPY, KRW…) would need another minor unit than ours.
 PAYOUT_CURRENCIES = frozenset({"EUR", "USD", "GBP", "CHF", "DKK", "NOK", "SEK", "PLN", "CZK", "CAD", "AUD", "NZD",
@@ -18,10 +20,11 @@ PAYOUT_CURRENCIES = frozenset({"EUR", "USD", "GBP", "CHF", "DKK", "NOK", "SEK", 
 NETWORK_RETRIES = 2
 TIMEOUT_S = 30
 WEBHOOK_TOLERANCE_S = 300
+LIST_LIMIT = 100  # transfers per page when looking for the one a lost answer made
 # A definite no from Stripe: the transfer was not made, so the instruction failed (balance_insufficient is one).
+# Any other StripeError (no answer, a 5xx or 409, rate limit, IdempotencyError, AuthenticationError…) is no answer:
+# Stripe may or may not have made the transfer, so the instruction stays submitting.
 REFUSED = (stripe.InvalidRequestError, stripe.CardError, stripe.PermissionError)
-# No answer, or not yet: Stripe may or may not have made the transfer; sending the same key again is safe.
-UNANSWERED = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError)
 
 
 class SignatureInvalid(ValueError):
@@ -65,7 +68,9 @@ def event_outcome(event: Mapping[str, Any], instruction_id: int) -> RailEvent | 
     """What an instruction event says about the instruction, or None when it moves nothing.
 
     transfer.created/updated: transferred; transfer.reversed in full: failed (a partial reversal moves nothing);
-    payout.paid: paid; payout.failed: failed.
+    payout.paid: paid. payout.failed moves nothing: the transfer stands and the money waits in the connected
+    account's balance (Stripe pays it out again once the bank account is fixed), so failing the instruction would
+    let a retry pay twice; see payout_failure.
     """
     kind, found = event["type"], event["data"]["object"]
     if kind in ("transfer.created", "transfer.updated"):
@@ -74,10 +79,13 @@ def event_outcome(event: Mapping[str, Any], instruction_id: int) -> RailEvent | 
         return RailEvent(instruction_id=instruction_id, status="failed", reason="transfer reversed on Stripe")
     if kind == "payout.paid":
         return RailEvent(instruction_id=instruction_id, status="paid")
-    if kind == "payout.failed":
-        reason = found.get("failure_message") or found.get("failure_code") or "payout failed on Stripe"
-        return RailEvent(instruction_id=instruction_id, status="failed", reason=f"payout failed: {reason}")
     return None
+
+
+def payout_failure(payout: Mapping[str, Any]) -> str:
+    """Why a connected account's payout failed, as finance reads it."""
+    reason = payout.get("failure_message") or payout.get("failure_code") or "payout failed on Stripe"
+    return f"payout failed: {reason}"
 
 
 class StripeConnectRail:
@@ -147,9 +155,10 @@ class StripeConnectRail:
                 params, {"idempotency_key": transfer_key(instruction.id)}
             )
         except REFUSED as exc:
-            return RailEvent(instruction_id=instruction.id, status="failed", reason=_reason(exc))
-        except UNANSWERED as exc:
-            return RailEvent(instruction_id=instruction.id, status="submitting", reason=_reason(exc))
+            return RailEvent(instruction_id=instruction.id, status="failed", reason=error_reason(exc))
+        except stripe.StripeError as exc:  # no answer we can act on: the transfer may or may not have been made
+            log.warning("instruction %s: no answer from Stripe to its transfer: %r", instruction.id, exc)
+            return RailEvent(instruction_id=instruction.id, status="submitting", reason=error_reason(exc))
         return RailEvent(instruction_id=instruction.id, status="transferred", reference=transfer.id)
 
     def verify_event(self, payload: bytes, headers: Mapping[str, str]) -> list[RailEvent]:
@@ -160,24 +169,50 @@ class StripeConnectRail:
         return [outcome] if outcome is not None else []
 
     async def fetch_status(self, instruction: Instruction) -> RailEvent | None:
-        """transferred, or failed when reversed in full; None before a transfer is known (or no answer)."""
+        """The instruction's transfer: transferred, or failed when reversed in full.
+
+        With its transfer id kept: retrieved (None when Stripe does not answer). With none kept: found among the
+        batch's transfers by our metadata instruction_id (find_transfer).
+        """
         if instruction.reference is None:
-            return None
+            return await self.find_transfer(instruction)
         try:
             transfer = await self.client.v1.transfers.retrieve_async(instruction.reference)
-        except UNANSWERED:
+        except stripe.StripeError:
             return None
-        if transfer.reversed:
-            return RailEvent(instruction_id=instruction.id, status="failed", reason="transfer reversed on Stripe",
-                             reference=transfer.id)  # fmt: skip
-        return RailEvent(instruction_id=instruction.id, status="transferred", reference=transfer.id)
+        return _transfer_status(instruction.id, transfer)
+
+    async def find_transfer(self, instruction: Instruction) -> RailEvent | None:
+        """The transfer Stripe made for an instruction whose answer was lost, listed by the batch's transfer_group.
+
+        Stripe keeps an idempotency key only 24 hours, so sending the instruction again is safe only once this
+        answers None (Stripe made no transfer for it). Stripe not answering the listing: submitting (do not send).
+        """
+        group = f"batch-{instruction.batch_id}"
+        try:
+            page = await self.client.v1.transfers.list_async({"transfer_group": group, "limit": LIST_LIMIT})
+            async for transfer in page.auto_paging_iter():
+                if instruction_of(transfer.to_dict()) == instruction.id:
+                    return _transfer_status(instruction.id, transfer)
+        except stripe.StripeError as exc:
+            log.warning("instruction %s: no answer from Stripe to listing %s: %r", instruction.id, group, exc)
+            return RailEvent(instruction_id=instruction.id, status="submitting", reason=error_reason(exc))
+        return None
 
     def confirm_paid(self, instruction_ids: Iterable[int]) -> list[RailEvent]:
         """Finance's word that these instructions were paid (a payout Stripe did not tie to an instruction)."""
         return [RailEvent(instruction_id=number, status="paid") for number in dict.fromkeys(instruction_ids)]
 
 
-def _reason(exc: stripe.StripeError) -> str:
+def _transfer_status(instruction_id: int, transfer: stripe.Transfer) -> RailEvent:
+    if transfer.reversed:
+        return RailEvent(instruction_id=instruction_id, status="failed", reason="transfer reversed on Stripe",
+                         reference=transfer.id)  # fmt: skip
+    return RailEvent(instruction_id=instruction_id, status="transferred", reference=transfer.id)
+
+
+def error_reason(exc: stripe.StripeError) -> str:
+    """Stripe's error as one line: its code and message (or the error's kind)."""
     code = getattr(exc, "code", None)
     message = exc.user_message or type(exc).__name__
     return f"{code}: {message}" if code else message

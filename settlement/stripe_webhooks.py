@@ -10,6 +10,9 @@ How events reach an instruction:
   instruction, by finance on the Dashboard or by a manual-payout schedule). Any other payout is stored as
   'unmapped' and the instruction stays transferred until finance confirms it paid. Matching a swept payout
   through its balance transactions (source = the transfer's destination_payment) is not done.
+  payout.failed moves nothing ('unchanged'): the transfer stands and the money is in the connected account's
+  balance, so a retry would pay twice. Its reason is kept on a transferred instruction for finance to see; only
+  a full transfer.reversed (the money back in our balance) fails the instruction.
 - account.updated (connect endpoint): payouts_enabled of our record, unless a newer account.updated was applied.
 """
 
@@ -19,11 +22,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
-from settlement.batches import apply_events, mark_transferred
+from settlement.batches import mark_transferred, settle_reported
 from settlement.payees import queries
-from settlement.stripe_rail import SignatureInvalid, construct_event, event_outcome, instruction_of
-from unioncard.auth import Principal, Role
+from settlement.stripe_rail import SignatureInvalid, construct_event, event_outcome, instruction_of, payout_failure
 from unioncard.errors import DomainError
 from unioncard.settings import Settings
 
@@ -33,13 +36,8 @@ INSTRUCTION_EVENTS = {
 }
 
 
-class _StripePrincipal(Principal):
-    @property
-    def actor(self) -> str:
-        return "stripe:webhook"
-
-
-STRIPE = _StripePrincipal(role=Role.FINANCE_OFFICER, name="Stripe")  # only its actor is ever recorded
+# Who Stripe's events are recorded as: an actor, not a Principal, so no staff or finance check can accept it.
+ACTOR = "stripe:webhook"
 
 
 def secret_for(settings: Settings, endpoint: str) -> str:
@@ -85,14 +83,21 @@ async def _apply(conn: asyncpg.Connection, endpoint: str, event: dict[str, Any])
     account = event.get("account") or (found.get("destination") if kind.startswith("transfer.") else None)
     if account is not None and account != row["account_id"]:
         return "unmapped", f"{account} is not the connected account of instruction {instruction_id}"
+    if kind == "payout.failed":  # the money is in the connected account's balance: the instruction stays
+        reason = payout_failure(found)
+        await conn.fetchval(queries.instruction_payout_failed, instruction_id, reason)
+        return "unchanged", f"instruction {instruction_id} stays {row['status']}: {reason}"
     outcome = event_outcome(event, instruction_id)
     if outcome is None:
         return "ignored", "a partial reversal moves nothing"
     if outcome.status == "transferred":
-        moved = await mark_transferred(conn, STRIPE, outcome)
+        moved = await mark_transferred(conn, ACTOR, outcome)
         return ("applied" if moved else "unchanged"), f"instruction {instruction_id} was {row['status']}"
-    result = await apply_events(conn, STRIPE, [outcome])
-    return ("applied" if result["applied"] else "unchanged"), f"instruction {instruction_id}: {outcome.status}"
+    if not await settle_reported(conn, ACTOR, outcome):
+        return "unchanged", f"instruction {instruction_id}: {outcome.status}"
+    await conn.execute(queries.audit_insert, ACTOR, "settlement.payouts_settled", "payouts",
+                       msgspec.json.encode({"applied": {instruction_id: outcome.status}}).decode())  # fmt: skip
+    return "applied", f"instruction {instruction_id}: {outcome.status}"
 
 
 async def _account_updated(conn: asyncpg.Connection, account: dict[str, Any], created: int) -> tuple[str, str | None]:

@@ -1,8 +1,9 @@
 """A fake Stripe behind the SDK's own HTTP client interface: the real SDK encodes requests and decodes answers.
 
-Only what the rail calls: accounts (create, retrieve), account links, transfers (create, retrieve). Every request
-and every answer is checked against Stripe's OpenAPI spec (tests/stripe_spec.py). Idempotency-Key is honoured as
-Stripe does: the same key and parameters replay the first answer, other parameters get a 400 idempotency_error.
+Only what the rail calls: accounts (create, retrieve), account links, transfers (create, retrieve, list). Every
+request and every answer is checked against Stripe's OpenAPI spec (tests/stripe_spec.py). Idempotency-Key is
+honoured as Stripe does: the same key and parameters replay the first answer (a 500 too), other parameters get a
+400 idempotency_error; forget_keys() is the same fake 24 hours later, when Stripe has dropped its keys.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class Seen:
 
 
 class FakeStripe(stripe.HTTPClient):
-    """In-memory Stripe. fail_next("timeout" | "timeout_after" | "balance_insufficient") scripts the next calls."""
+    """In-memory Stripe. fail_next("timeout" | "timeout_after" | "error_after" | "unauthorized" |
+    "balance_insufficient" | "ok") scripts the next calls."""
 
     name = "fake"
 
@@ -50,8 +52,14 @@ class FakeStripe(stripe.HTTPClient):
         self._ids = itertools.count(1)
 
     def fail_next(self, *failures: str) -> None:
-        """timeout: no answer and nothing done; timeout_after: done, the answer lost; balance_insufficient."""
+        """timeout: no answer and nothing done; timeout_after: done, the answer lost; error_after: done, answered
+        500 (kept under the key, as Stripe keeps it); unauthorized: a 401, nothing done; balance_insufficient;
+        ok: answered as usual (to script a later call)."""
         self._failures.extend(failures)
+
+    def forget_keys(self) -> None:
+        """A day has passed: Stripe no longer knows the idempotency keys it saw (it keeps them 24 hours)."""
+        self._replies.clear()
 
     def calls(self, method: str, path: str) -> list[Seen]:
         return [seen for seen in self.seen if seen.method == method and seen.path == path]
@@ -67,6 +75,7 @@ class FakeStripe(stripe.HTTPClient):
         params = _unflatten(form + query)
         key = headers.get("Idempotency-Key") if method == "post" else None
         failure = self._failures.pop(0) if self._failures else None
+        failure = None if failure == "ok" else failure
         if failure == "timeout":
             self.seen.append(Seen(method, parts.path, params, key, None))
             raise stripe.APIConnectionError("fake: the request timed out", should_retry=True)
@@ -94,7 +103,11 @@ class FakeStripe(stripe.HTTPClient):
                 message = f"Keys for idempotent requests can only be used with the same parameters: {key}"
                 return False, _error(400, "idempotency_error", None, message)
             return True, answer
+        if failure == "unauthorized":  # refused before anything ran: not kept under the key
+            return False, _error(401, "invalid_request_error", None, "Invalid API Key provided: sk_test_****fake")
         answer = self._handle(method, path, params, failure)
+        if failure == "error_after":
+            answer = _error(500, "api_error", None, "An unknown error occurred")
         if key is not None:
             self._replies[key] = (fingerprint, answer)
         return False, answer
@@ -111,6 +124,8 @@ class FakeStripe(stripe.HTTPClient):
             return self._create_transfer(params, failure)
         if method == "get" and parts[0] == "transfers" and len(parts) == 2:
             return self._found(self.transfers, parts[1])
+        if method == "get" and parts == ["transfers"]:
+            return self._list_transfers(params)
         raise NotImplementedError(f"the fake does not do {method.upper()} {path}")
 
     def _create_account(self, params: dict[str, Any]) -> Answer:
@@ -151,6 +166,17 @@ class FakeStripe(stripe.HTTPClient):
         }  # fmt: skip
         self.transfers[transfer["id"]] = transfer
         return 200, transfer
+
+    def _list_transfers(self, params: dict[str, Any]) -> Answer:
+        """Newest first, filtered by transfer_group and destination, a page of `limit` after `starting_after`."""
+        found = [transfer for transfer in reversed(self.transfers.values())
+                 if params.get("transfer_group") in (None, transfer["transfer_group"])
+                 and params.get("destination") in (None, transfer["destination"])]  # fmt: skip
+        if "starting_after" in params:
+            ids = [transfer["id"] for transfer in found]
+            found = found[ids.index(params["starting_after"]) + 1 :] if params["starting_after"] in ids else []
+        limit = int(params.get("limit", 10))
+        return 200, {"object": "list", "data": found[:limit], "has_more": len(found) > limit, "url": "/v1/transfers"}
 
     def _found(self, store: dict[str, dict[str, Any]], object_id: str) -> Answer:
         if object_id not in store:

@@ -116,6 +116,15 @@ async def _approve(shop: Shop, batch_id: int) -> dict[str, Any]:
     return await ok(await shop.api.post(f"{V1}/batches/{batch_id}/approve", headers=shop.finance), 200)
 
 
+async def _pay_by_bank_file(shop: Shop, batch_id: int) -> dict[str, Any]:
+    """Finance takes the bank file, pays it at the bank, and confirms: the batch's instructions paid."""
+    taken = await shop.api.get(f"{V1}/batches/{batch_id}/bank-file.csv", headers=shop.finance)
+    assert taken.status_code == 200, taken.text
+    confirmed = await ok(await shop.api.post(f"{V1}/batches/{batch_id}/confirm-paid", headers=shop.finance), 200)
+    assert confirmed["applied"], confirmed
+    return confirmed
+
+
 async def _ledger(shop: Shop, merchant: str = "a") -> dict[str, int]:
     conn = await asyncpg.connect(shop.dsn)
     try:
@@ -263,7 +272,7 @@ async def test_a_refund_after_settlement_is_clawed_back_in_the_next_batch(shop: 
     await _sell(shop, "s2", 20000, "2026-10-06T10:00:00")
     october = await _batch(shop, await _claim(shop, "2026-10", ["s1", "s2"]))
     await _approve(shop, october["id"])
-    await ok(await shop.api.post(f"{V1}/batches/{october['id']}/confirm-paid", headers=shop.finance), 200)
+    await _pay_by_bank_file(shop, october["id"])
     await _refund(shop, "s1")  # refunded after it was paid: the union paid 600 it did not owe
     assert (await _ledger(shop))["payable"] == 600
 
@@ -275,7 +284,7 @@ async def test_a_refund_after_settlement_is_clawed_back_in_the_next_batch(shop: 
     assert (approved["gross_minor"], approved["clawback_minor"], approved["payable_minor"]) == (1500, 600, 900)
     assert [c["redemption_id"] for c in approved["clawbacks"]] == [shop.sales["s1"]]
     assert approved["instructions"][0]["amount_minor"] == 900
-    await ok(await shop.api.post(f"{V1}/batches/{november['id']}/confirm-paid", headers=shop.finance), 200)
+    await _pay_by_bank_file(shop, november["id"])
     ledger = await _ledger(shop)
     assert (ledger["unbalanced"], ledger["payable"], ledger["in_transit"], ledger["cash"]) == (0, 0, 0, -2700)
 
@@ -340,6 +349,33 @@ async def test_canceling_an_instruction_reverses_the_approval(shop: Shop) -> Non
     assert (await shop.api.post(f"{V1}/payouts/{instruction['id']}/cancel", headers=shop.finance)).status_code == 409
     ledger = await _ledger(shop)
     assert (ledger["unbalanced"], ledger["payable"], ledger["in_transit"]) == (0, -600, 0)
+
+
+async def test_a_canceled_instruction_is_paid_by_a_retry(shop: Shop) -> None:
+    await _sell(shop, "s1", 10000, "2026-10-05T10:00:00")
+    batch = await _batch(shop, await _claim(shop, "2026-10", ["s1"]))
+    [instruction] = (await _approve(shop, batch["id"]))["instructions"]
+    await ok(await shop.api.post(f"{V1}/payouts/{instruction['id']}/cancel", headers=shop.finance), 200)
+    nothing = await shop.api.get(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
+    assert (nothing.status_code, nothing.json()["code"]) == (409, "conflict")
+    retried = await ok(await shop.api.post(f"{V1}/payouts/{instruction['id']}/retry", headers=shop.finance), 200)
+    assert [(i["status"], i["retry_of"]) for i in retried["instructions"]] == [
+        ("retried", None), ("approved", instruction["id"])]  # fmt: skip
+    await _pay_by_bank_file(shop, batch["id"])
+    ledger = await _ledger(shop)
+    assert (ledger["unbalanced"], ledger["payable"], ledger["in_transit"], ledger["cash"]) == (0, 0, 0, -600)
+
+
+async def test_only_what_went_to_the_bank_can_be_confirmed_paid(shop: Shop) -> None:
+    await _sell(shop, "s1", 10000, "2026-10-05T10:00:00")
+    batch = await _batch(shop, await _claim(shop, "2026-10", ["s1"]))
+    [instruction] = (await _approve(shop, batch["id"]))["instructions"]
+    early = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/confirm-paid", json={
+        "instruction_ids": [instruction["id"]]}, headers=shop.finance), 200)  # fmt: skip
+    assert (early["applied"], early["unchanged"]) == ([], [instruction["id"]])
+    assert (await _ledger(shop))["cash"] == 0
+    await _pay_by_bank_file(shop, batch["id"])
+    assert (await _ledger(shop))["cash"] == -600
 
 
 def test_the_rail_must_pay_the_currency() -> None:

@@ -16,7 +16,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from settlement.statements import StatementDoesNotReconcile, check_statement
-from tests.factories import ok, staff_token
+from tests.factories import add_staff_login, ok, sign_in_staff, staff_token
 from tests.test_settlement_batches import (
     SHANGHAI,
     V1,
@@ -25,13 +25,13 @@ from tests.test_settlement_batches import (
     _bank_result,
     _batch,
     _claim,
+    _pay_by_bank_file,
     _sell,
     api,
     shop,
 )
 from tests.test_till_page import CHROMIUM, CHROMIUM_ARGS, PHONE, TABLET, base_url
 from unioncard.money import parse_yuan
-from unioncard.passwords import hash_password
 
 STATEMENTS = f"{V1}/statements"
 SHARED_FIXTURES = (api, shop, base_url)  # pytest finds them here by name: the batch tests' shop, the served app
@@ -111,8 +111,7 @@ async def build_month(shop: Shop) -> Month:
     shop.shares["s2"] -= 300
     first = await _batch(shop, await _claim(shop, period, ["s1", "s2", "s3"]))
     await _approve(shop, first["id"])
-    paid = await shop.api.post(f"{V1}/batches/{first['id']}/confirm-paid", headers=shop.finance)
-    assert paid.status_code == 200, paid.text
+    await _pay_by_bank_file(shop, first["id"])
     await _refund(shop, "s3", None)  # after settlement: clawed back by the next batch
     second = await _batch(shop, await _claim(shop, period, ["s4"]))
     approved = await _approve(shop, second["id"])
@@ -264,26 +263,14 @@ def test_a_statement_that_does_not_add_up_is_a_bug() -> None:
 # ------------------------------------------------------------------ the page
 
 
-async def add_merchant_admin(dsn: str, merchant_id: int, email: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "INSERT INTO staff_users (email, display_name, password_hash, role, merchant_id)"
-            " VALUES ($1, '王店长', $2, 'merchant_admin', $3)",
-            email, hash_password("s3cret"), merchant_id,
-        )  # fmt: skip
-    finally:
-        await conn.close()
-
-
 async def test_the_printable_page(shop: Shop, api: AsyncTestClient) -> None:
     month = await build_month(shop)
     a, b = shop.world.merchants["a"], shop.world.merchants["b"]
     api.cookies.clear()
     signed_out = await api.get(f"/statements/{a}/{month.period}", follow_redirects=False)
     assert (signed_out.status_code, signed_out.headers["location"]) == (303, "/login")
-    await add_merchant_admin(shop.dsn, a, "boss@a")
-    await api.post("/login", data={"email": "boss@a", "password": "s3cret"})
+    await add_staff_login(shop.dsn, "boss@a", "merchant_admin", merchant_id=a, name="王店长")
+    assert await sign_in_staff(api, "boss@a") == "/merchant/"
     page = await api.get(f"/statements/{a}/{month.period}")
     assert page.status_code == 200 and "商户对账单" in page.text and "a超市" in page.text
     assert 'href="/static/statement.css"' in page.text and "window.print()" in page.text
@@ -306,7 +293,7 @@ async def test_the_statement_prints(shop: Shop, base_url: str, shots: Path) -> N
 
     month = await build_month(shop)
     a = shop.world.merchants["a"]
-    await add_merchant_admin(shop.dsn, a, "boss@a")
+    await add_staff_login(shop.dsn, "boss@a", "merchant_admin", merchant_id=a, name="王店长")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

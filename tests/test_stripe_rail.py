@@ -3,7 +3,9 @@ paid again under the same key, insufficient funds failed and retried, and the bo
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -29,6 +31,15 @@ async def shop(dsn: str, fake: FakeStripe) -> AsyncIterator[Shop]:
 
     async with stripe_app(dsn, fake) as api:
         yield await eur_shop(api, dsn)
+
+
+async def _audited(shop: Shop, action: str) -> list[Any]:
+    conn = await asyncpg.connect(shop.dsn)
+    try:
+        rows = await conn.fetch("SELECT detail FROM audit_log WHERE action = $1 ORDER BY id", action)
+    finally:
+        await conn.close()
+    return [json.loads(row["detail"])["reasons"] for row in rows]
 
 
 async def _transfer_of(shop: Shop, instruction_id: int) -> str | None:
@@ -109,7 +120,7 @@ async def test_paying_a_batch_makes_one_transfer_per_instruction(shop: Shop, fak
         0, 0, -batch["payable_minor"], 1)  # fmt: skip
 
 
-async def test_a_timeout_is_paid_again_under_the_same_key_and_pays_once(shop: Shop, fake: FakeStripe) -> None:
+async def test_a_lost_answer_is_found_among_the_batch_transfers_not_sent_again(shop: Shop, fake: FakeStripe) -> None:
     batch = await approved_batch(shop)
     await onboard(shop, fake)
     # Stripe made the transfer but the answer was lost; the SDK's two retries get no answer either.
@@ -121,15 +132,96 @@ async def test_a_timeout_is_paid_again_under_the_same_key_and_pays_once(shop: Sh
     [waiting] = await instructions(shop, batch["id"])
     assert (waiting["status"], waiting["rail_reference"]) == ("submitting", None)
     assert (await ledger(shop.dsn, shop.merchant_id))["unbalanced"] == 0
+    assert await _audited(shop, "settlement.payouts_unanswered") == [{str(waiting["id"]): sent["reason"]}]
 
     again = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
-    assert again["sent"][0]["status"] == "transferred"
-    assert len(fake.transfers) == 1  # the replay answered the first transfer
-    assert again["sent"][0]["reference"] == next(iter(fake.transfers))
-    keys = {call.idempotency_key for call in fake.calls("post", "/v1/transfers")}
-    assert keys == {f"payout-instruction-{waiting['id']}"}
+    [reference] = fake.transfers
+    assert again["sent"] == [{"instruction_id": waiting["id"], "status": "transferred", "reason": None,
+                              "reference": reference}]  # fmt: skip
+    assert len(fake.calls("post", "/v1/transfers")) == 3  # found by listing, not sent again
+    [listed] = fake.calls("get", "/v1/transfers")
+    assert listed.params == {"transfer_group": f"batch-{batch['id']}", "limit": "100"}
     [done] = await instructions(shop, batch["id"])
-    assert (done["status"], done["rail_reference"]) == ("transferred", next(iter(fake.transfers)))
+    assert (done["status"], done["rail_reference"]) == ("transferred", reference)
+
+
+async def test_a_lost_answer_pays_once_after_stripe_forgot_the_key(shop: Shop, fake: FakeStripe) -> None:
+    batch = await approved_batch(shop)
+    await onboard(shop, fake)
+    fake.fail_next("timeout_after", "timeout", "timeout")
+    await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
+    [first] = fake.transfers
+    fake.forget_keys()  # more than 24 hours later: the key would make a new transfer
+    again = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
+    assert (again["sent"][0]["status"], again["sent"][0]["reference"]) == ("transferred", first)
+    assert list(fake.transfers) == [first] and fake.balance_minor == 10**9 - batch["payable_minor"]
+    [done] = await instructions(shop, batch["id"])
+    assert (done["status"], done["rail_reference"]) == ("transferred", first)
+    books = await ledger(shop.dsn, shop.merchant_id)
+    assert (books["unbalanced"], books["approvals"], books["in_transit"]) == (0, 1, -batch["payable_minor"])
+
+
+async def test_a_saved_500_is_not_replayed_forever(shop: Shop, fake: FakeStripe) -> None:
+    batch = await approved_batch(shop)
+    await onboard(shop, fake)
+    fake.fail_next("error_after")  # done, answered 500; Stripe replays that 500 to the same key for a day
+    lost = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
+    assert lost["sent"][0]["status"] == "submitting" and len(fake.transfers) == 1
+    posts = len(fake.calls("post", "/v1/transfers"))
+    again = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
+    assert (again["sent"][0]["status"], again["sent"][0]["reference"]) == ("transferred", next(iter(fake.transfers)))
+    assert len(fake.calls("post", "/v1/transfers")) == posts
+
+
+async def test_nothing_made_is_sent_again_under_the_same_key_and_no_answer_sends_nothing(
+    shop: Shop, fake: FakeStripe
+) -> None:
+    batch = await approved_batch(shop)
+    await onboard(shop, fake)
+    fake.fail_next("timeout", "timeout", "timeout")  # nothing reached Stripe
+    await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
+    assert fake.transfers == {}
+    fake.fail_next("timeout", "timeout", "timeout")  # the listing gets no answer: nothing is sent
+    unsure = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
+    assert unsure["sent"][0]["status"] == "submitting" and len(fake.calls("post", "/v1/transfers")) == 3
+    assert len(fake.calls("get", "/v1/transfers")) == 3
+
+    paid = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
+    assert paid["sent"][0]["status"] == "transferred" and len(fake.transfers) == 1
+    [instruction] = await instructions(shop, batch["id"])
+    keys = {call.idempotency_key for call in fake.calls("post", "/v1/transfers")}
+    assert keys == {f"payout-instruction-{instruction['id']}"} and len(fake.calls("post", "/v1/transfers")) == 4
+
+
+async def test_any_other_stripe_error_is_no_answer_not_a_500(shop: Shop, fake: FakeStripe) -> None:
+    batch = await approved_batch(shop)
+    await onboard(shop, fake)
+    fake.fail_next("unauthorized")  # AuthenticationError: neither REFUSED nor a connection error
+    answered = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
+    [sent] = answered["sent"]
+    assert sent["status"] == "submitting" and "Invalid API Key" in sent["reason"]
+    [waiting] = await instructions(shop, batch["id"])
+    assert waiting["status"] == "submitting" and fake.transfers == {}
+    books = await ledger(shop.dsn, shop.merchant_id)
+    assert (books["unbalanced"], books["failed"], books["payable"]) == (0, 0, 0)
+    paid = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/pay", headers=shop.finance), 200)
+    assert paid["sent"][0]["status"] == "transferred" and len(fake.transfers) == 1
+
+
+async def test_onboarding_failing_at_stripe_answers_502(shop: Shop, fake: FakeStripe) -> None:
+    url = f"{V1}/payees/{shop.merchant_id}/stripe-onboarding"
+    fake.fail_next("unauthorized")
+    opening = await shop.api.post(url, headers=shop.finance)
+    assert (opening.status_code, opening.json()["code"]) == (502, "rail_unavailable")
+    assert opening.headers["content-type"].startswith("application/problem+json")
+    assert fake.accounts == {}
+    fake.fail_next("ok", "unauthorized")  # the account is opened, its link refused
+    linking = await shop.api.post(url, headers=shop.finance)
+    assert (linking.status_code, linking.json()["code"]) == (502, "rail_unavailable")
+    payee = await ok(await shop.api.get(f"{V1}/payees/{shop.merchant_id}", headers=shop.finance), 200)
+    assert payee["stripe_account"] == next(iter(fake.accounts))  # kept: the next call only links it
+    assert (await shop.api.post(url, headers=shop.finance)).status_code == 200
+    assert len(fake.accounts) == 1
 
 
 async def test_a_lost_answer_is_recovered_by_the_sdks_own_retry(shop: Shop, fake: FakeStripe) -> None:
@@ -181,8 +273,11 @@ async def test_the_rail_reads_a_transfer_back(fake: FakeStripe) -> None:
     fake.transfers[made.reference].update(reversed=True, amount_reversed=1234)  # type: ignore[index]
     assert (await rail.fetch_status(known)).status == "failed"  # type: ignore[union-attr]
     changed = Instruction(id=41, batch_id=9, amount_minor=999, currency="EUR", payee=payee)
-    with pytest.raises(Exception, match="idempotent"):  # the same key with other parameters: Stripe refuses
-        await rail.submit(changed)
+    refused = await rail.submit(changed)  # the same key with other parameters: an IdempotencyError is no answer
+    assert refused.status == "submitting" and "idempotent" in (refused.reason or "")
+    assert len(fake.transfers) == 1
+    other = Instruction(id=42, batch_id=9, amount_minor=1, currency="EUR", payee=payee)
+    assert await rail.fetch_status(other) is None  # the batch's transfers listed: none is for instruction 42
 
 
 async def test_the_bank_file_rail_is_not_paid_by_api(client: AsyncTestClient, dsn: str) -> None:

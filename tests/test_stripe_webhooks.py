@@ -20,6 +20,7 @@ import httpx
 import pytest
 import stripe
 
+from settlement import stripe_webhooks
 from tests.factories import ok
 from tests.stripe_fake import FakeStripe, event, payout, sign
 from tests.stripe_world import (
@@ -35,6 +36,7 @@ from tests.stripe_world import (
     post_event,
     stripe_app,
 )
+from unioncard.auth import Principal
 
 LOCALSTRIPE_START_S = 30.0
 DELIVERY_S = 20.0
@@ -162,6 +164,51 @@ async def test_a_transfer_event_answers_a_call_that_timed_out(shop: Shop, fake: 
         1, 0, -batch["payable_minor"], 0)  # fmt: skip
     swept = event("payout.paid", payout(5000, "paid"), account=account_id)  # an automatic payout: no instruction
     assert (await ok(await post_event(shop.api, "connect", swept), 200))["outcome"] == "unmapped"
+
+
+async def test_a_failed_payout_leaves_a_transferred_instruction_transferred(shop: Shop, fake: FakeStripe) -> None:
+    batch, instruction, account_id = await _transferred(shop, fake)
+    before = await ledger(shop.dsn, shop.merchant_id)
+    metadata = {"instruction_id": str(instruction["id"])}
+    failed = event("payout.failed", payout(batch["payable_minor"], "failed", metadata, "The bank account is closed."),
+                   account=account_id)  # fmt: skip
+    answer = await ok(await post_event(shop.api, "connect", failed), 200)
+    assert answer["outcome"] == "unchanged" and "bank account is closed" in answer["detail"]
+    [still] = await instructions(shop, batch["id"])
+    assert (still["status"], still["rail_reference"]) == ("transferred", instruction["rail_reference"])
+    assert still["failure_reason"] == "payout failed: The bank account is closed."  # for finance to see
+    assert await ledger(shop.dsn, shop.merchant_id) == before
+    retry = await shop.api.post(f"{V1}/payouts/{instruction['id']}/retry", headers=shop.finance)
+    assert (retry.status_code, retry.json()["code"]) == (409, "conflict")
+    assert len(fake.transfers) == 1
+    [stored] = [row for row in await _stored(shop.dsn) if row["id"] == failed["id"]]
+    assert (stored["type"], stored["outcome"]) == ("payout.failed", "unchanged")
+
+    # The bank account fixed, Stripe pays the balance out: the instruction is paid, once.
+    paid = event("payout.paid", payout(batch["payable_minor"], "paid", metadata), account=account_id)
+    assert (await ok(await post_event(shop.api, "connect", paid), 200))["outcome"] == "applied"
+    [done] = await instructions(shop, batch["id"])
+    assert (done["status"], done["failure_reason"]) == ("paid", None)
+    books = await ledger(shop.dsn, shop.merchant_id)
+    assert (books["paid"], books["failed"], books["unbalanced"], books["approvals"]) == (1, 0, 0, 1)
+
+
+async def test_webhooks_act_as_their_own_actor_not_a_principal(shop: Shop, fake: FakeStripe) -> None:
+    assert not [name for name, value in vars(stripe_webhooks).items() if isinstance(value, Principal)]
+    batch, instruction, account_id = await _transferred(shop, fake)
+    paid = event("payout.paid", payout(batch["payable_minor"], "paid", {"instruction_id": str(instruction["id"])}),
+                 account=account_id)  # fmt: skip
+    assert (await ok(await post_event(shop.api, "connect", paid), 200))["outcome"] == "applied"
+    conn = await asyncpg.connect(shop.dsn)
+    try:
+        moved_by = await conn.fetchval("SELECT actor FROM payout_events WHERE instruction_id = $1 AND status = 'paid'",
+                                       instruction["id"])  # fmt: skip
+        audited = await conn.fetchrow("SELECT actor, detail FROM audit_log WHERE action = 'settlement.payouts_settled'"
+                                      " ORDER BY id DESC LIMIT 1")  # fmt: skip
+    finally:
+        await conn.close()
+    assert moved_by == "stripe:webhook" and audited["actor"] == "stripe:webhook"
+    assert json.loads(audited["detail"]) == {"applied": {str(instruction["id"]): "paid"}}
 
 
 async def test_an_older_account_update_does_not_undo_a_newer_one(shop: Shop, fake: FakeStripe) -> None:

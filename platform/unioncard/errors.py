@@ -27,6 +27,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "import_rejected": 422,
     "rate_limited": 429,
     "webhook_signature_invalid": 400,
+    "rail_unavailable": 502,
 }
 
 TITLES: dict[str, tuple[str, str]] = {
@@ -53,6 +54,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "import_rejected": ("文件被拒绝", "The file was rejected"),
     "rate_limited": ("请求过于频繁", "Too many requests"),
     "webhook_signature_invalid": ("回调签名无效", "The webhook signature is not valid"),
+    "rail_unavailable": ("支付通道暂不可用", "The payout rail did not complete the call"),
 }
 
 
