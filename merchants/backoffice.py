@@ -39,7 +39,7 @@ i18n.extend(
         "backoffice_tab_overview": ("概览", "Overview"),
         "backoffice_tab_sales": ("交易明细", "Sales"),
         "backoffice_tab_claims": ("补贴申报", "Claims"),
-        "backoffice_tab_statements": ("月结单", "Statements"),
+        "backoffice_tab_statements": ("对账单", "Statements"),
         "backoffice_forbidden": (
             "商户后台仅供商户管理员使用。",
             "The merchant back office is for merchant admins only.",
@@ -90,6 +90,14 @@ CSV_COLUMNS = ("time", "redemption_id", "backoffice_terminal", "backoffice_recei
 # ------------------------------------------------------------------ the frame of every back office page
 
 
+def grouped_yuan(amount_minor: int) -> str:
+    """Fen as yuan with thousands separators, for pages: 123456789 -> '1,234,567.89' (CSV keeps format_yuan)."""
+    text = format_yuan(amount_minor)
+    sign = "-" if text.startswith("-") else ""
+    whole, _, fen = text.lstrip("-").partition(".")
+    return f"{sign}{int(whole):,}.{fen}"
+
+
 def merchant_of(principal: Principal) -> int:
     """The merchant a merchant admin works for. Raises DomainError forbidden for a principal without one."""
     if principal.merchant_id is None:
@@ -134,6 +142,7 @@ async def office_page(
     kept = [(key, value) for key, value in request.query_params.multi_items() if key != "lang"]
     if response.context is not None:
         response.context["switch_href"] = f"{request.url.path}?{urlencode([*kept, ('lang', other)])}"
+        response.context["yuan"] = grouped_yuan  # amounts read in thousands, as in the finance console
     return response
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -139,6 +140,46 @@ i18n.extend(
 )
 
 
+# A rejected file's problems as the parser words them (English), and how a Chinese page says each one.
+PROBLEM_TEXT_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), text)
+    for pattern, text in (
+        (r"not an amount in yuan: (.*)", "不是有效的金额（元）：{0}"),
+        (r"an amount is required", "缺少金额"),
+        (r"a time is required", "缺少交易时间"),
+        (r"not a time \(YYYY-MM-DD HH:MM:SS or ISO 8601\): (.*)", "不是有效的时间（应为 YYYY-MM-DD HH:MM:SS）：{0}"),
+        (r"not a redemption id \(a UUID\): (.*)", "不是有效的核销编号：{0}"),
+        (r"a receipt number has at most (\d+) characters", "小票号最多 {0} 个字符"),
+        (r"redemption_id or receipt_ref is required", "核销编号和小票号至少要填一个"),
+        (r"the sale amount must be positive", "消费金额必须大于零"),
+        (r"no sale exceeds (.*) yuan", "单笔消费不能超过 {0} 元"),
+        (r"the union share cannot be negative", "工会补贴金额不能为负数"),
+        (r"the union share exceeds the sale amount", "工会补贴金额超过了消费金额"),
+        (r"(\d+) values for (\d+) columns", "有 {0} 个值，但表头只有 {1} 列"),
+        (r"not valid CSV: (.*)", "不是有效的 CSV 文件：{0}"),
+        (r"the file has a header but no rows", "文件只有表头，没有数据行"),
+        (r"the file is empty: line 1 must be the header", "文件是空的：第 1 行应为表头"),
+        (r"the file is neither UTF-8 nor GBK text", "文件不是 UTF-8 或 GBK 编码的文本"),
+        (r"unknown column", "无法识别的列名"),
+        (r"the column (.*) appears twice", "列 {0} 出现了两次"),
+        (r"required column missing", "缺少这一必需列"),
+        (r"one of these columns is required", "这几列至少要有一列"),
+        (r"a period is a month, YYYY-MM: (.*)", "申报月份应为 YYYY-MM：{0}"),
+    )
+)
+
+
+def problem_text(message: str, lang: str) -> str:
+    """A rejected line's problem in the page's language; a problem the table does not know stays as worded."""
+    if lang == "en":
+        return message
+    for pattern, text in PROBLEM_TEXT_ZH:
+        found = pattern.fullmatch(message)
+        if found:
+            return text.format(*found.groups())
+    return message
+
+
 def month_bounds(today: date) -> tuple[date, date]:
     """The first and the last day of the month of `today`."""
     first = today.replace(day=1)
@@ -190,6 +231,15 @@ async def claims_context(
     return {"claims": claims, "next_before": claims[-1]["id"] if more else None, "period": last_month}
 
 
+async def add_recorded(conn: asyncpg.Connection, merchant_id: int, rows: list[dict[str, Any]]) -> None:
+    """Set each claim line's `recorded`: what the till recorded for the sale it names, or None."""
+    named = [row["resolved_redemption_id"] for row in rows if row["resolved_redemption_id"]]
+    found = await conn.fetch(queries.recorded_sales, merchant_id, named) if named else []
+    recorded = {row["id"]: dict(row) for row in found}
+    for row in rows:
+        row["recorded"] = recorded.get(row["resolved_redemption_id"])
+
+
 async def class_lines(
     conn: asyncpg.Connection, principal: Principal, claim_id: int, line_class: str, after: str, timezone: str
 ) -> dict[str, Any]:
@@ -203,11 +253,7 @@ async def class_lines(
             conn, principal, claim_id, line_class=line_class, after_line=start, limit=LINES_PAGE_SIZE
         )
         rows, after_next = found["lines"], found["next_after_line"]
-        named = [row["resolved_redemption_id"] for row in rows if row["resolved_redemption_id"]]
-        recorded = {row["id"]: dict(row) for row in await conn.fetch(queries.recorded_sales, merchant_of(principal),
-                                                                      named)}  # fmt: skip
-        for row in rows:
-            row["recorded"] = recorded.get(row["resolved_redemption_id"])
+        await add_recorded(conn, merchant_of(principal), rows)
     for row in rows:
         row["time"] = local_time(row["occurred_at"], timezone, "%Y-%m-%d %H:%M")
     return {"rows": rows, "next_after": after_next}
@@ -261,7 +307,12 @@ class MerchantOfficePages(Controller):
                     if error.code != "import_rejected":
                         raise
                     rejected = [
-                        {**line, "column": column_label(line["column"], lang)} for line in error.extra["errors"]
+                        {
+                            **line,
+                            "column": column_label(line["column"], lang),
+                            "message": problem_text(str(line["message"]), lang),
+                        }
+                        for line in error.extra["errors"]
                     ]
                 else:
                     return Redirect(f"/merchant/claims/{claim['id']}?done=uploaded", status_code=303)

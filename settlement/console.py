@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 
 from merchants.pages import lang_of, local_time, page
 from settlement import batches, charts, service
+from settlement.backoffice import add_recorded
 from settlement.batch_api import app_rail
 from settlement.batches import BatchIn, ConfirmPaidIn, ExcludedLineIn
 from settlement.console_overview import overview_charts
@@ -175,6 +176,8 @@ async def claim_page(
         claim = await service.get_claim(conn, principal, claim_id)
         about = await conn.fetchrow(queries.claim_context, claim_id)
         lines = await listing(conn, principal, claim_id, line_class, after)
+        if lines is not None and line_class != "unclaimed":
+            await add_recorded(conn, claim["merchant_id"], lines["rows"])
     timezone = state.settings.timezone
     for row in lines["rows"] if lines else []:
         row["time"] = local_time(row["occurred_at"], timezone)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -11,6 +12,7 @@ from litestar.response import Template
 
 from merchants.pages import lang_of, page, page_error
 from settlement import statement_text, statements
+from settlement.charts import yuan
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
 
@@ -43,7 +45,14 @@ class StatementPages(Controller):
         month = statements.statement_period(found["period"], settings.timezone).month
         here = f"/statements/{merchant_id}/{found['period']}"
         zone = settings.timezone
-        return page(
+        # the way back, and the batches as links, for whoever reads it: the merchant or finance
+        if principal.role == Role.MERCHANT_ADMIN:
+            back = ("/merchant/statements", "statement_back_office")
+            batch_href: Callable[[int], str] | None = None
+        else:
+            back = (f"/finance/?period={found['period']}", "statement_back_console")
+            batch_href = "/finance/batches/{}".format
+        response = page(
             request,
             "statements/statement.html",
             here=here,
@@ -56,4 +65,10 @@ class StatementPages(Controller):
             local=lambda value: statements.local_time(value, zone),
             kind_label=lambda kind: statement_text.kind_label(lang, kind),
             status_label=lambda of, status: statement_text.status_label(lang, of, status),
+            back_href=back[0],
+            back_label=back[1],
+            batch_href=batch_href,
         )
+        if response.context is not None:
+            response.context["yuan"] = yuan  # thousands separated on the page; the CSV keeps plain figures
+        return response

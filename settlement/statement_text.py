@@ -59,6 +59,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "statement_instruction_retried": ("已重新付款", "Retried"),
     "statement_instruction_canceled": ("已撤销", "Canceled"),
     "statement_print": ("打印", "Print"),
+    "statement_back_office": ("‹ 全部对账单", "‹ All statements"),
+    "statement_back_console": ("‹ 财务结算台", "‹ Finance console"),
     "statement_download_csv": ("下载 CSV", "Download CSV"),
     "statement_previous": ("上月", "Previous month"),
     "statement_next": ("下月", "Next month"),
