@@ -26,6 +26,11 @@ def app_rail(state: State) -> PayoutRail:
     return rail
 
 
+def bank_file_response(taken: batches.BankFile) -> Response[bytes]:
+    headers = {"Content-Disposition": f'attachment; filename="{taken.filename}"'}
+    return Response(taken.body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
 def _bank_file_rail(state: State) -> BankFileRail:
     rail = app_rail(state)
     if not isinstance(rail, BankFileRail):
@@ -69,13 +74,14 @@ class BatchController(Controller):
         async with state.pool.acquire() as conn:
             return await batches.approve_batch(conn, principal, batch_id, rail.name)
 
-    @get("/batches/{batch_id:int}/bank-file.csv", operation_id="exportSettlementBankFile", guards=[FINANCE])
+    @post("/batches/{batch_id:int}/bank-file.csv", operation_id="takeSettlementBankFile", guards=[FINANCE],
+          status_code=200)  # fmt: skip
     async def bank_file(self, batch_id: int, principal: Principal, state: State) -> Response[bytes]:
-        """The bank's bulk-payment file for the batch's live instructions."""
+        """Take the bank's bulk-payment file: the batch's live instructions move on to transferred (a POST: it
+        changes them). Taken again, the same lines in a file named …-copy.csv."""
         async with state.pool.acquire() as conn:
-            body = await batches.export_bank_file(conn, principal, batch_id, _bank_file_rail(state))
-        headers = {"Content-Disposition": f'attachment; filename="batch-{batch_id}-bank-file.csv"'}
-        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+            taken = await batches.export_bank_file(conn, principal, batch_id, _bank_file_rail(state))
+        return bank_file_response(taken)
 
     @post("/batches/{batch_id:int}/pay", operation_id="paySettlementBatch", guards=[FINANCE], status_code=200)
     async def pay(self, batch_id: int, principal: Principal, state: State) -> dict[str, Any]:

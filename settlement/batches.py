@@ -130,11 +130,20 @@ async def list_batches(
     return [_encode(dict(row)) for row in rows]
 
 
-async def export_bank_file(conn: asyncpg.Connection, principal: Principal, batch_id: int, rail: BankFileRail) -> bytes:
+class BankFile(msgspec.Struct, frozen=True):
+    body: bytes
+    filename: str
+    """batch-N-bank-file.csv when this take released instructions; …-copy.csv when it only repeats earlier lines."""
+
+
+async def export_bank_file(
+    conn: asyncpg.Connection, principal: Principal, batch_id: int, rail: BankFileRail
+) -> BankFile:
     """The batch's live instructions as the bank's bulk-payment file; each moves approved → submitting → transferred.
 
-    The intent is committed before the rail is called and the outcome recorded after. Downloading again
-    gives the same lines. Raises DomainError not_found, conflict (no live instruction), validation_failed (payee).
+    The intent is committed before the rail is called and the outcome recorded after. Taking it again gives the
+    same lines, in a file named as a copy. Raises DomainError not_found, conflict (no live instruction),
+    validation_failed (payee).
     """
     _require_finance(principal)
     await _approved_batch(conn, batch_id)
@@ -146,8 +155,8 @@ async def export_bank_file(conn: asyncpg.Connection, principal: Principal, batch
         if readiness != "ready":
             raise DomainError("validation_failed", f"merchant {item.payee.merchant_id}: {readiness}")
     async with conn.transaction():
-        await conn.fetch(queries.instructions_move, [item.id for item in live], ["approved"], "submitting",
-                         principal.actor)  # fmt: skip
+        released = await conn.fetch(queries.instructions_move, [item.id for item in live], ["approved"], "submitting",
+                                    principal.actor)  # fmt: skip
     # Read again: an instruction canceled since the first read is not in the file.
     items = [_instruction(row) for row in await _instructions(conn, batch_id) if row["status"] in LIVE]
     if not items:
@@ -157,7 +166,8 @@ async def export_bank_file(conn: asyncpg.Connection, principal: Principal, batch
         for event in outcomes:
             await conn.fetch(queries.instructions_move, [event.instruction_id], ["submitting"], event.status,
                              principal.actor)  # fmt: skip
-    return rail.export_batch_csv(items)
+    name = f"batch-{batch_id}-bank-file{'' if released else '-copy'}.csv"
+    return BankFile(rail.export_batch_csv(items), name)
 
 
 async def pay_batch(conn: asyncpg.Connection, principal: Principal, batch_id: int, rail: PayoutRail) -> dict[str, Any]:

@@ -242,7 +242,7 @@ async def test_bank_file_then_confirm_paid(desk: Desk) -> None:
     assert f"/finance/batches/{batch_id}/pay" not in page.text  # the bank-file rail has no pay button
     assert f"/statements/{desk.world.merchants['a']}/{MONTH}" in page.text
 
-    download = await desk.client.get(f"/finance/batches/{batch_id}/bank-file.csv")
+    download = await desk.client.post(f"/finance/batches/{batch_id}/bank-file.csv")
     assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
     [row] = list(csv.DictReader(io.StringIO(download.content.decode("utf-8-sig"))))
     assert row["reference"] == str(item["id"]) and row["payee_bank"] == "工商银行"
@@ -267,7 +267,7 @@ def result_file(rows: list[tuple[str, str, str]]) -> bytes:
 async def test_bank_result_file_rejected_then_failed_retried_and_canceled(desk: Desk) -> None:
     batch_id = await approved_batch(desk)
     first = await instruction(desk.dsn, batch_id)
-    assert (await desk.client.get(f"/finance/batches/{batch_id}/bank-file.csv")).status_code == 200
+    assert (await desk.client.post(f"/finance/batches/{batch_id}/bank-file.csv")).status_code == 200
     url = f"/finance/batches/{batch_id}/bank-result"
     bad = result_file([(str(first["id"]), "paid", ""), ("abc", "paid", ""), (str(first["id"]), "maybe", "")])
     rejected = await desk.client.post(url, files={"file": ("result.csv", bad, "text/csv")})
@@ -388,5 +388,5 @@ async def test_an_api_rail_gets_a_pay_button_instead_of_the_bank_file(desk: Desk
     paid = await desk.client.post(f"/finance/batches/{batch_id}/pay", follow_redirects=False)
     assert paid.headers["location"] == f"/finance/batches/{batch_id}?done=submitted"
     assert (await instruction(desk.dsn, batch_id))["status"] == "transferred"
-    refused = await desk.client.get(f"/finance/batches/{batch_id}/bank-file.csv")
+    refused = await desk.client.post(f"/finance/batches/{batch_id}/bank-file.csv")
     assert refused.status_code == 409

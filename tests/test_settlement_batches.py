@@ -118,7 +118,7 @@ async def _approve(shop: Shop, batch_id: int) -> dict[str, Any]:
 
 async def _pay_by_bank_file(shop: Shop, batch_id: int) -> dict[str, Any]:
     """Finance takes the bank file, pays it at the bank, and confirms: the batch's instructions paid."""
-    taken = await shop.api.get(f"{V1}/batches/{batch_id}/bank-file.csv", headers=shop.finance)
+    taken = await shop.api.post(f"{V1}/batches/{batch_id}/bank-file.csv", headers=shop.finance)
     assert taken.status_code == 200, taken.text
     confirmed = await ok(await shop.api.post(f"{V1}/batches/{batch_id}/confirm-paid", headers=shop.finance), 200)
     assert confirmed["applied"], confirmed
@@ -177,7 +177,7 @@ async def test_claim_to_paid_through_the_bank_file(shop: Shop) -> None:
     assert (instruction["status"], instruction["amount_minor"]) == ("approved", 1800)
     assert (await _ledger(shop))["approvals"] == 1
 
-    exported = await shop.api.get(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
+    exported = await shop.api.post(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     [row] = _bank_rows(exported.content)
     assert row == {"payee_name": "a超市有限公司", "payee_account": f"6222{shop.world.merchants['a']}",
@@ -185,6 +185,12 @@ async def test_claim_to_paid_through_the_bank_file(shop: Shop) -> None:
                    "reference": str(instruction["id"])}  # fmt: skip
     read = await ok(await shop.api.get(f"{V1}/batches/{batch['id']}", headers=shop.finance), 200)
     assert read["instructions"][0]["status"] == "transferred"
+    assert 'filename="batch-' in exported.headers["content-disposition"] and "-copy" not in exported.headers[
+        "content-disposition"]  # fmt: skip
+    again = await shop.api.post(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
+    assert "-copy.csv" in again.headers["content-disposition"] and _bank_rows(again.content) == [row]
+    looked = await shop.api.get(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
+    assert looked.status_code == 405  # taking the file moves instructions: never on a GET (a prefetch, a crawler)
 
     confirmed = await ok(await shop.api.post(f"{V1}/batches/{batch['id']}/confirm-paid", headers=shop.finance), 200)
     assert confirmed["applied"] == [{"instruction_id": instruction["id"], "batch_id": batch["id"], "status": "paid"}]
@@ -212,7 +218,7 @@ async def test_access_to_batches(shop: Shop) -> None:
     assert await ok(await shop.api.get(f"{V1}/batches", headers=other), 200) == []
     assert (await shop.api.post(f"{url}/approve", headers=own)).status_code == 403
     assert (await shop.api.get(url, headers=shop.world.terminals["a"])).status_code == 403
-    assert (await shop.api.get(f"{url}/bank-file.csv", headers=shop.finance)).status_code == 409  # a draft
+    assert (await shop.api.post(f"{url}/bank-file.csv", headers=shop.finance)).status_code == 409  # a draft
 
 
 async def test_batch_input_is_checked(shop: Shop) -> None:
@@ -303,7 +309,7 @@ async def test_a_failed_line_is_reversed_and_retried_forward_only(shop: Shop) ->
     await _sell(shop, "s1", 10000, "2026-10-05T10:00:00")
     batch = await _batch(shop, await _claim(shop, "2026-10", ["s1"]))
     await _approve(shop, batch["id"])
-    exported = await shop.api.get(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
+    exported = await shop.api.post(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
     first_id = int(_bank_rows(exported.content)[0]["reference"])
 
     failed = await _bank_result(shop, [(first_id, "failed", "账号不存在")])
@@ -319,7 +325,7 @@ async def test_a_failed_line_is_reversed_and_retried_forward_only(shop: Shop) ->
     again = await shop.api.post(f"{V1}/payouts/{first_id}/retry", headers=shop.finance)
     assert again.status_code == 409
 
-    exported = await shop.api.get(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
+    exported = await shop.api.post(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
     assert [row["reference"] for row in _bank_rows(exported.content)] == [str(new["id"])]
     paid = await _bank_result(shop, [(new["id"], "paid", ""), (999999, "paid", "")])
     assert (paid["applied"][0]["status"], paid["unknown"]) == ("paid", [999999])
@@ -356,7 +362,7 @@ async def test_a_canceled_instruction_is_paid_by_a_retry(shop: Shop) -> None:
     batch = await _batch(shop, await _claim(shop, "2026-10", ["s1"]))
     [instruction] = (await _approve(shop, batch["id"]))["instructions"]
     await ok(await shop.api.post(f"{V1}/payouts/{instruction['id']}/cancel", headers=shop.finance), 200)
-    nothing = await shop.api.get(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
+    nothing = await shop.api.post(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
     assert (nothing.status_code, nothing.json()["code"]) == (409, "conflict")
     retried = await ok(await shop.api.post(f"{V1}/payouts/{instruction['id']}/retry", headers=shop.finance), 200)
     assert [(i["status"], i["retry_of"]) for i in retried["instructions"]] == [

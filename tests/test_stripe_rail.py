@@ -290,7 +290,7 @@ async def test_the_bank_file_rail_is_not_paid_by_api(client: AsyncTestClient, ds
 
 async def test_bank_file_endpoints_answer_409_under_stripe(shop: Shop, fake: FakeStripe) -> None:
     batch = await approved_batch(shop)
-    exported = await shop.api.get(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
+    exported = await shop.api.post(f"{V1}/batches/{batch['id']}/bank-file.csv", headers=shop.finance)
     assert (exported.status_code, exported.json()["code"]) == (409, "conflict")
 
 
