@@ -132,16 +132,13 @@ async def office_page(
     status: int = 200,
     **context: Any,
 ) -> Template:
-    """A back office page with the merchant's name and tabs; the language switch keeps the query."""
+    """A back office page with the merchant's name and tabs."""
     merchant = await state.pool.fetchrow(merchant_queries.merchant_list, principal.merchant_id, None, 0, 1)
     response = page(
         request, template, status=status, principal=principal, merchant_name=merchant["name"] if merchant else "",
         tab=tab, timezone=state.settings.timezone, **context,
     )  # fmt: skip
-    other = "zh-CN" if lang_of(request) == "en" else "en"
-    kept = [(key, value) for key, value in request.query_params.multi_items() if key != "lang"]
     if response.context is not None:
-        response.context["switch_href"] = f"{request.url.path}?{urlencode([*kept, ('lang', other)])}"
         response.context["yuan"] = grouped_yuan  # amounts read in thousands, as in the finance console
     return response
 

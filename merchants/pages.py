@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -58,11 +59,16 @@ def lang_of(request: AnyRequest) -> str:
 
 
 def page(request: AnyRequest, template: str, *, status: int = 200, here: str | None = None, **context: Any) -> Template:
-    """A page in the request's language, with the switch link pointing at `here` (a GET path)."""
+    """A page in the request's language, with the switch link pointing at `here` (a GET path).
+
+    On the page asked for, the switch keeps the query (the period, the filters); elsewhere it starts afresh.
+    """
     lang = lang_of(request)
     other = "zh-CN" if lang == "en" else "en"
     context.update(lang=lang, t=i18n.translator(lang), yuan=format_yuan)
-    context["switch_href"] = f"{here or request.url.path}?lang={other}"
+    path = here or request.url.path
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"] if path == request.url.path else []
+    context["switch_href"] = f"{path}?{urlencode([*kept, ('lang', other)])}"
     cookies = []
     if "lang" in request.query_params:
         cookies.append(Cookie(key=i18n.LANG_COOKIE, value=lang, max_age=LANG_COOKIE_AGE_S, samesite="lax"))

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from merchants.pages import lang_of, local_time, page
 from settlement import batches, charts, service
 from settlement.backoffice import add_recorded
-from settlement.batch_api import app_rail
+from settlement.batch_api import app_rail, bank_file_response
 from settlement.batches import BatchIn, ConfirmPaidIn, ExcludedLineIn
 from settlement.console_overview import overview_charts
 from settlement.console_text import MESSAGES
@@ -50,15 +50,19 @@ SERVICE_MESSAGES = {
 # ------------------------------------------------------------------ helpers
 
 
-def period_of(text: str | None, timezone: str) -> date:
-    """The first day of a YYYY-MM period; none means last month. Raises DomainError validation_failed."""
+def period_of(text: str | None, timezone: str, default: date | None = None) -> date:
+    """The first day of a YYYY-MM period; none means `default`, else last month. Raises validation_failed."""
     if not text:
         today = clock.now().astimezone(ZoneInfo(timezone)).date()
-        return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+        return default or (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
     if match is None or not 1 <= int(match[2]) <= 12:
         raise DomainError("validation_failed", "period is YYYY-MM", errors=[{"key": "console_period_invalid"}])
     return date(int(match[1]), int(match[2]), 1)
+
+
+def this_month(timezone: str) -> date:
+    return clock.now().astimezone(ZoneInfo(timezone)).date().replace(day=1)
 
 
 def shift(period: date, months: int) -> str:
@@ -236,7 +240,8 @@ class FinancePages(Controller):
         status: str | None = None, exceptions: str | None = None, after: Annotated[int, Parameter(ge=0)] = 0,
     ) -> Template:  # fmt: skip
         stage = status if status in STAGES else None
-        month = period_of(period, state.settings.timezone)
+        # with no period asked for, the inbox opens on the latest month claimed
+        month = period_of(period, state.settings.timezone, await state.pool.fetchval(queries.latest_claim_period))
         return await inbox_page(request, principal, state, month, stage, bool(exceptions), after)
 
     @get("/claims/{claim_id:int}")
@@ -290,13 +295,12 @@ class FinancePages(Controller):
         done = "already_approved" if before["status"] == "approved" else "approved"
         return Redirect(f"/finance/batches/{batch_id}?done={done}", status_code=303)
 
-    @get("/batches/{batch_id:int}/bank-file.csv")
+    @post("/batches/{batch_id:int}/bank-file.csv", status_code=200)
     async def bank_file(self, principal: Principal, state: State, batch_id: int) -> Response[bytes]:
-        """The bank's bulk-payment file of the batch's live instructions (they move on to transferred)."""
+        """Take the bank's bulk-payment file of the batch's live instructions (they move on to transferred)."""
         async with state.pool.acquire() as conn:
-            body = await batches.export_bank_file(conn, principal, batch_id, bank_rail(state))
-        headers = {"Content-Disposition": f'attachment; filename="batch-{batch_id}-bank-file.csv"'}
-        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+            taken = await batches.export_bank_file(conn, principal, batch_id, bank_rail(state))
+        return bank_file_response(taken)
 
     @post("/batches/{batch_id:int}/confirm-paid")
     async def confirm_paid(
@@ -358,7 +362,7 @@ class FinancePages(Controller):
     async def overview(
         self, request: AnyRequest, principal: Principal, state: State, period: str | None = None
     ) -> Template:
-        month = period_of(period, state.settings.timezone)
+        month = period_of(period, state.settings.timezone, this_month(state.settings.timezone))  # the month so far
         async with state.pool.acquire() as conn:
             found = await overview_charts(conn, i18n.translator(lang_of(request)), month, state.settings.currency)
         return finance_page(

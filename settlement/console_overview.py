@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,9 @@ def category_name(t: Translate, slug: str) -> str:
 async def overview_charts(conn: asyncpg.Connection, t: Translate, month: date, currency: str) -> dict[str, Any]:
     """The four charts of the overview for `month`, each {id, title, svg, totals, head, rows, note}."""
     period = month.strftime("%Y-%m")
-    towns = [(row["name"] or t("console_town_none"), row["union_funded_minor"])
-             for row in await conn.fetch(queries.subsidy_by_town, month, currency)]  # fmt: skip
-    categories = [(category_name(t, row["category"]), row["union_funded_minor"])
-                  for row in await conn.fetch(queries.subsidy_by_category, month, currency)]  # fmt: skip
+    merchants = await conn.fetch(queries.subsidy_by_merchant, month, currency)
+    towns = summed((row["town_name"] or t("console_town_none"), row["union_funded_minor"]) for row in merchants)
+    categories = summed((category_name(t, row["category"]), row["union_funded_minor"]) for row in merchants)
     budgets = [dict(row) for row in await conn.fetch(queries.budget_use, month, currency)]
     days = [dict(row) for row in await conn.fetch(queries.daily_sales, month, currency)]
     return {
@@ -42,6 +41,14 @@ async def overview_charts(conn: asyncpg.Connection, t: Translate, month: date, c
             daily_chart(t, days, period),
         ]
     }
+
+
+def summed(pairs: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Values added up by label, largest first (then by label)."""
+    totals: dict[str, int] = {}
+    for label, value in pairs:
+        totals[label] = totals.get(label, 0) + value
+    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
 
 
 def subsidy_chart(t: Translate, kind: str, rows: list[tuple[str, int]], period: str) -> dict[str, Any]:

@@ -71,8 +71,9 @@ SELECT b.id, b.merchant_id, m.name AS merchant_name, m.payee_name, m.payee_bank,
   JOIN merchants m ON m.id = b.merchant_id
  WHERE b.id = $1
 
--- name: subsidy_by_town
--- The union share of period $1's sales in currency $2, net of their refunds, per town (the org under the district).
+-- name: subsidy_by_merchant
+-- The union share of period $1's sales in currency $2, net of their refunds, per merchant: with its category and
+-- its town (the org under the district), for the town and category charts.
 WITH bounds AS (
     SELECT ($1::date::timestamp AT TIME ZONE till_local_tz()) AS starts_at,
            (($1::date + interval '1 month')::timestamp AT TIME ZONE till_local_tz()) AS ends_at
@@ -86,9 +87,9 @@ WITH bounds AS (
       JOIN redemptions r ON r.id = f.redemption_id, bounds w
      WHERE r.occurred_at >= w.starts_at AND r.occurred_at < w.ends_at AND r.currency = $2
 ), per_merchant AS (
-    SELECT merchant_id, sum(union_funded_minor) AS union_funded_minor FROM moves GROUP BY merchant_id
+    SELECT merchant_id, sum(union_funded_minor)::bigint AS union_funded_minor FROM moves GROUP BY merchant_id
 )
-SELECT t.id AS org_id, t.name, sum(p.union_funded_minor)::bigint AS union_funded_minor
+SELECT p.merchant_id, m.category, t.id AS town_id, t.name AS town_name, p.union_funded_minor
   FROM per_merchant p
   JOIN merchants m ON m.id = p.merchant_id
   LEFT JOIN orgs o ON o.id = m.org_id
@@ -98,31 +99,6 @@ SELECT t.id AS org_id, t.name, sum(p.union_funded_minor)::bigint AS union_funded
         JOIN orgs d ON d.id = a.parent_id AND d.kind = 'district'
        WHERE a.id = ANY (string_to_array(trim(BOTH '/' FROM o.path), '/')::bigint[])
        LIMIT 1) t ON true
- GROUP BY t.id, t.name
- ORDER BY union_funded_minor DESC, t.name
-
--- name: subsidy_by_category
--- The union share of period $1's sales in currency $2, net of their refunds, per merchant category.
-WITH bounds AS (
-    SELECT ($1::date::timestamp AT TIME ZONE till_local_tz()) AS starts_at,
-           (($1::date + interval '1 month')::timestamp AT TIME ZONE till_local_tz()) AS ends_at
-), moves AS (
-    SELECT r.merchant_id, r.union_funded_minor
-      FROM redemptions r, bounds w
-     WHERE r.occurred_at >= w.starts_at AND r.occurred_at < w.ends_at AND r.currency = $2
-    UNION ALL
-    SELECT r.merchant_id, -f.union_funded_minor
-      FROM refunds f
-      JOIN redemptions r ON r.id = f.redemption_id, bounds w
-     WHERE r.occurred_at >= w.starts_at AND r.occurred_at < w.ends_at AND r.currency = $2
-), per_merchant AS (
-    SELECT merchant_id, sum(union_funded_minor) AS union_funded_minor FROM moves GROUP BY merchant_id
-)
-SELECT m.category, sum(p.union_funded_minor)::bigint AS union_funded_minor
-  FROM per_merchant p
-  JOIN merchants m ON m.id = p.merchant_id
- GROUP BY m.category
- ORDER BY union_funded_minor DESC, m.category
 
 -- name: budget_use
 -- Per merchant whose offer in force in period $1 (currency $2) has a monthly budget: the budget and what is used.
@@ -141,23 +117,32 @@ SELECT o.merchant_id, m.name AS merchant_name, o.version, o.monthly_budget_minor
  ORDER BY coalesce(u.used_minor, 0)::numeric / greatest(o.monthly_budget_minor, 1) DESC, m.name, o.merchant_id
 
 -- name: daily_sales
--- Per local day of period $1: the union share of the day's sales in currency $2 net of their refunds, and their count.
+-- Per local day of period $1 up to today: the union share of the day's sales in currency $2 net of their refunds,
+-- and their count. The zone is read once: per row, till_local_tz() cost more than the sums.
 WITH bounds AS (
-    SELECT ($1::date::timestamp AT TIME ZONE till_local_tz()) AS starts_at,
-           (($1::date + interval '1 month')::timestamp AT TIME ZONE till_local_tz()) AS ends_at
+    SELECT z.tz, ($1::date::timestamp AT TIME ZONE z.tz) AS starts_at,
+           (($1::date + interval '1 month')::timestamp AT TIME ZONE z.tz) AS ends_at,
+           least($1::date + interval '1 month' - interval '1 day', (now() AT TIME ZONE z.tz)::date) AS last_day
+      FROM (SELECT till_local_tz() AS tz) z
 ), moves AS (
-    SELECT (r.occurred_at AT TIME ZONE till_local_tz())::date AS day, r.union_funded_minor, 1 AS sales
+    SELECT (r.occurred_at AT TIME ZONE w.tz)::date AS day, r.union_funded_minor, 1 AS sales
       FROM redemptions r, bounds w
      WHERE r.occurred_at >= w.starts_at AND r.occurred_at < w.ends_at AND r.currency = $2
     UNION ALL
-    SELECT (r.occurred_at AT TIME ZONE till_local_tz())::date, -f.union_funded_minor, 0
+    SELECT (r.occurred_at AT TIME ZONE w.tz)::date, -f.union_funded_minor, 0
       FROM refunds f
       JOIN redemptions r ON r.id = f.redemption_id, bounds w
      WHERE r.occurred_at >= w.starts_at AND r.occurred_at < w.ends_at AND r.currency = $2
+), per_day AS (
+    SELECT x.day, sum(x.union_funded_minor) AS union_funded_minor, sum(x.sales) AS sales FROM moves x GROUP BY x.day
 )
-SELECT d.day::date AS day, coalesce(sum(x.union_funded_minor), 0)::bigint AS union_funded_minor,
-       coalesce(sum(x.sales), 0)::bigint AS sales
-  FROM generate_series($1::date, $1::date + interval '1 month' - interval '1 day', interval '1 day') AS d(day)
-  LEFT JOIN moves x ON x.day = d.day::date
- GROUP BY d.day
+SELECT d.day::date AS day, coalesce(p.union_funded_minor, 0)::bigint AS union_funded_minor,
+       coalesce(p.sales, 0)::bigint AS sales
+  FROM bounds w
+ CROSS JOIN generate_series($1::date, w.last_day, interval '1 day') AS d(day)
+  LEFT JOIN per_day p ON p.day = d.day::date
  ORDER BY d.day
+
+-- name: latest_claim_period
+-- The most recent period any claim is for: where the inbox opens.
+SELECT max(period) FROM claims

@@ -121,7 +121,7 @@ async def test_claim_to_paid_and_the_overview_in_the_browser(
     await page.screenshot(path=shots / "03-batch-approved-zh.png", full_page=True)
 
     async with page.expect_download() as download_info:
-        await page.get_by_role("link", name="下载银行付款文件").click()
+        await page.get_by_role("button", name="下载银行付款文件").click()
     download = await download_info.value
     text = await asyncio.to_thread(Path(await download.path()).read_text, encoding="utf-8-sig")
     [line] = list(csv.DictReader(io.StringIO(text)))
@@ -134,7 +134,9 @@ async def test_claim_to_paid_and_the_overview_in_the_browser(
     await expect(item.get_by_test_id("payout-status")).to_have_text("已付款")
     await page.screenshot(path=shots / "04-batch-paid-zh.png", full_page=True)
 
-    await page.get_by_role("link", name="本月概览").click()
+    await page.get_by_role("link", name="本月概览").click()  # the month so far
+    await expect(page.locator("svg.chart")).to_have_count(4)
+    await page.goto(f"/finance/overview?period={MONTH}")  # the month the claim is for
     await expect(page.locator("svg.chart")).to_have_count(4)
     await expect(page.get_by_role("img", name="各镇（街道）工会补贴")).to_be_visible()
     await page.screenshot(path=shots / "05-overview-zh.png", full_page=True)
