@@ -109,8 +109,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_logins(manifest: dict[str, Any]) -> None:
     print(f"\nadmin API token: {manifest['admin_token']}")
-    for staff in manifest.get("staff", [])[:6]:
-        print(f"staff sign-in: {staff['email']} / {staff['password']} ({staff['role']})")
+    staff = manifest.get("staff", [])
+    # one of each role (the manifest has them all), with where it lands after signing in at /login
+    shown = {member["role"]: member for member in reversed(staff)}
+    homes = {"merchant_admin": "/merchant/", "finance_officer": "/finance/"}
+    for role, member in sorted(shown.items()):
+        home = f"  → {manifest['base_url']}{homes[role]}" if role in homes else ""
+        print(f"staff sign-in: {member['email']} / {member['password']} ({role}){home}")
     if manifest.get("terminals"):
         first = manifest["terminals"][0]
         print(f"web till: {manifest['base_url']}/till  key {first['terminal_key']} ({first['merchant_name']})")
