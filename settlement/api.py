@@ -31,7 +31,7 @@ class ClaimController(Controller):
         body = await request.body()
         async with state.pool.acquire() as conn:
             return await service.submit_claim_body(
-                conn, principal, body, request.headers.get("content-type", ""), period
+                conn, principal, body, request.headers.get("content-type", ""), period, state.settings.timezone
             )
 
     @get("/{claim_id:int}", operation_id="getClaim", guards=[READERS])

@@ -301,7 +301,7 @@ class MerchantOfficePages(Controller):
             if problem is None:
                 try:
                     claim = await service.import_claim_file(
-                        conn, data, merchant_id=merchant_of(principal), period=period
+                        conn, data, merchant_id=merchant_of(principal), period=period, timezone=state.settings.timezone
                     )
                 except DomainError as error:
                     if error.code != "import_rejected":

@@ -151,23 +151,35 @@ class _StageClock:
             self.last = now
 
 
-async def import_claim_file(conn: asyncpg.Connection, data: bytes, *, merchant_id: int, period: str | None) -> dict:
+async def import_claim_file(
+    conn: asyncpg.Connection,
+    data: bytes,
+    *,
+    merchant_id: int,
+    period: str | None,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> dict[str, Any]:
     """A merchant's CSV claim file, as submit_csv_claim. Raises DomainError import_rejected, not_found."""
-    return await submit_csv_claim(conn, merchant_id, data, period)
+    return await submit_csv_claim(conn, merchant_id, data, period, timezone)
 
 
 async def submit_claim_body(
-    conn: asyncpg.Connection, principal: Principal, data: bytes, content_type: str, period: str | None
+    conn: asyncpg.Connection,
+    principal: Principal,
+    data: bytes,
+    content_type: str,
+    period: str | None,
+    timezone: str = DEFAULT_TIMEZONE,
 ) -> dict[str, Any]:
-    """A merchant's (or its terminal's) claim from a request body, CSV or JSON.
+    """A merchant's (or its terminal's) claim from a request body, CSV or JSON; local times are in `timezone`.
 
     Raises DomainError forbidden, import_rejected, malformed_request, validation_failed.
     """
     if principal.merchant_id is None:
         raise DomainError("forbidden", "only a merchant's admin or terminal submits its claims")
     if content_type.split(";")[0].strip().lower() in ("text/csv", "application/csv"):
-        return await submit_csv_claim(conn, principal.merchant_id, data, period)
-    return await submit_claim(conn, principal.merchant_id, parse_json_claim(data, period))
+        return await submit_csv_claim(conn, principal.merchant_id, data, period, timezone)
+    return await submit_claim(conn, principal.merchant_id, parse_json_claim(data, period, timezone))
 
 
 async def reconcile_claim(

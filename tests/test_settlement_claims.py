@@ -7,7 +7,7 @@ import io
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -243,6 +243,18 @@ async def test_three_encodings_and_both_header_languages(
         (3, "r2", local("2026-10-06 10:00:00"), 20000, 1200, "matched"),
         (4, "小票-不存在", local("2026-10-06 12:00:00"), 150, 5, "not_found"),
     ]
+
+
+async def test_local_times_are_read_in_the_unions_time_zone(sales: Sales, dsn: str) -> None:
+    lines = [["", "r2", "2026-10-06 10:00:00", "200.00", "12.00"]]
+    conn = await asyncpg.connect(dsn)
+    try:
+        claim = await import_claim_file(conn, csv_bytes(EN, lines), merchant_id=sales.world.merchants["a"],
+                                        period="2026-10", timezone="Asia/Tokyo")  # fmt: skip
+        stored = await conn.fetchval("SELECT occurred_at FROM claim_line_inputs WHERE claim_id = $1", claim["id"])
+    finally:
+        await conn.close()
+    assert stored == datetime(2026, 10, 6, 1, 0, tzinfo=UTC)  # 10:00 in Tokyo, not 10:00 in Shanghai
 
 
 async def test_a_run_stores_only_lines_not_matched_to_the_sale_they_name(sales: Sales, dsn: str) -> None:

@@ -170,7 +170,9 @@ def cmd_claims_import(args: argparse.Namespace, settings: Settings) -> int:
     data = Path(args.file).read_bytes()
 
     async def load(conn: asyncpg.Connection) -> dict[str, Any]:
-        return await import_claim_file(conn, data, merchant_id=args.merchant, period=args.period)
+        return await import_claim_file(
+            conn, data, merchant_id=args.merchant, period=args.period, timezone=settings.timezone
+        )
 
     return _load_file(settings, load)
 

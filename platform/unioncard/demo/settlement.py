@@ -83,7 +83,9 @@ async def load_settlement(
     for number, merchant_id in enumerate(merchant_ids):
         sales = await conn.fetch(SALES_SQL, merchant_id, starts, ends)
         data = _claim_file(rng, sales, zone)
-        summary = await service.import_claim_file(conn, data, merchant_id=merchant_id, period=f"{period:%Y-%m}")
+        summary = await service.import_claim_file(
+            conn, data, merchant_id=merchant_id, period=f"{period:%Y-%m}", timezone=timezone
+        )
         claims.append(summary["id"])
         if number % 4 == 3:
             continue  # a quarter wait for finance
