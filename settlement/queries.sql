@@ -74,20 +74,13 @@ WITH claim AS (
                     AND f.created_at >= c.starts_at - interval '1 day'
      GROUP BY f.redemption_id
 ), earlier AS (
-    -- Sales matched by the latest run of an earlier claim of the merchant: its lines stored as matched, and its
-    -- lines with no result row, matched to the sale they name (the view claim_lines, spelt out for the indexes).
-    SELECT x.resolved_redemption_id AS redemption_id
+    -- Sales another claim of the merchant holds: a line of its settlement batch (draft or approved) that finance
+    -- did not exclude. A claim no batch has taken holds nothing (a merchant may correct a claim and send it
+    -- again), nor does an excluded line (it may be claimed again); approval's settled_sales key is the last guard.
+    SELECT DISTINCT l.redemption_id
       FROM claim c
-      JOIN claims o ON o.merchant_id = c.merchant_id AND o.id < c.id
-      JOIN claim_line_results x ON x.run_id = o.run_id
-     WHERE x.class = 'matched'
-    UNION
-    SELECT l.redemption_id
-      FROM claim c
-      JOIN claims o ON o.merchant_id = c.merchant_id AND o.id < c.id AND o.run_id IS NOT NULL
-      JOIN claim_line_inputs l ON l.claim_id = o.id
-     WHERE l.redemption_id IS NOT NULL
-       AND NOT EXISTS (SELECT FROM claim_line_results x WHERE x.run_id = o.run_id AND x.line_no = l.line_no)
+      JOIN settlement_batches b ON b.merchant_id = c.merchant_id AND b.claim_id <> c.id
+      JOIN settlement_batch_lines l ON l.batch_id = b.id AND l.excluded_reason IS NULL
 )
 , classified AS MATERIALIZED (
     SELECT k.line_no, k.redemption_id, k.named_id, k.amount_minor, k.union_funded_minor,

@@ -134,6 +134,8 @@ async def _submit_main_claim(api: AsyncTestClient, sales: Sales) -> dict[str, An
     }  # fmt: skip
     first = await ok(await api.post(CLAIMS, json=earlier, headers=world.terminals["a"]))
     assert first["classes"]["matched"]["lines"] == 1
+    # finance takes it into a batch: from now on the sale is held, and another claim of it is already_claimed
+    await ok(await api.post("/api/settlement/v1/batches", json={"claim_id": first["id"]}, headers=world.admin))
     data = csv_bytes(EN, _main_claim_lines(ids))
     headers = {**world.terminals["a"], "Content-Type": "text/csv"}
     return await ok(await api.post(CLAIMS, content=data, headers=headers))
@@ -196,6 +198,37 @@ async def test_reconciliation_is_rerunnable_with_the_same_digest(api: AsyncTestC
 
     forbidden = await api.post(url, headers=world.terminals["a"])
     assert forbidden.status_code == 403
+
+
+async def test_a_claim_sent_again_or_a_line_held_back_can_be_claimed_again(api: AsyncTestClient, sales: Sales) -> None:
+    world, ids = sales.world, sales.ids
+    lines = [
+        {
+            "redemption_id": ids[label],
+            "occurred_at": f"2026-10-0{day}T10:00:00+08:00",
+            "amount": amount,
+            "union_funded": union,
+        }
+        for label, day, amount, union in (("s1", 5, 10000, 600), ("s2", 6, 20000, 1200))
+    ]
+    first = await ok(await api.post(CLAIMS, json={"period": "2026-10", "lines": lines}, headers=world.terminals["a"]))
+    again = await ok(await api.post(CLAIMS, json={"period": "2026-10", "lines": lines}, headers=world.terminals["a"]))
+    assert again["classes"]["matched"]["lines"] == 2  # the first, corrected or not, has no batch: it holds nothing
+    batch = {"claim_id": again["id"], "excluded_lines": [{"line_no": 1, "reason": "小票模糊"}]}  # s1 held back
+    await ok(await api.post("/api/settlement/v1/batches", json=batch, headers=world.admin))
+    rerun = await ok(await api.post(f"{CLAIMS}/{first['id']}/reconcile", json={}, headers=world.admin), 200)
+    assert {name: c["lines"] for name, c in rerun["classes"].items() if c["lines"]} == {
+        "already_claimed": 1,
+        "matched": 1,
+    }
+    third = await ok(
+        await api.post(CLAIMS, json={"period": "2026-10", "lines": lines[1:]}, headers=world.terminals["a"])
+    )
+    assert third["classes"]["already_claimed"]["lines"] == 1  # s2 is in the batch
+    fourth = await ok(
+        await api.post(CLAIMS, json={"period": "2026-10", "lines": lines[:1]}, headers=world.terminals["a"])
+    )
+    assert fourth["classes"]["matched"]["lines"] == 1  # s1 was held back from the batch: it may be claimed again
 
 
 async def test_a_merchant_sees_only_its_own_claims(api: AsyncTestClient, sales: Sales, dsn: str) -> None:

@@ -293,10 +293,15 @@ def _write_claims(lines: int, merchants: int) -> Claims:
 
 
 async def _submit_earlier_claims(conn: asyncpg.Connection, claims: Claims, timezone: str) -> None:
+    """The already_claimed lines' sales, claimed before and taken into a (draft) settlement batch: held."""
+    from settlement.batches import BatchIn, create_batch
     from settlement.service import submit_csv_claim
+    from unioncard.auth import Principal, Role
 
+    finance = Principal(role=Role.FINANCE_OFFICER, staff_user_id=0, name="bench")
     for merchant_id, data in claims.earlier.items():
-        await submit_csv_claim(conn, merchant_id, data, PERIOD, timezone)
+        earlier = await submit_csv_claim(conn, merchant_id, data, PERIOD, timezone)
+        await create_batch(conn, finance, BatchIn(claim_id=earlier["id"]))
 
 
 # ---------------------------------------------------------------- measuring
