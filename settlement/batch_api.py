@@ -83,6 +83,13 @@ class BatchController(Controller):
             taken = await batches.export_bank_file(conn, principal, batch_id, _bank_file_rail(state))
         return bank_file_response(taken)
 
+    @post("/batches/{batch_id:int}/discard", operation_id="discardSettlementBatch", guards=[FINANCE],
+          status_code=200)  # fmt: skip
+    async def discard(self, batch_id: int, principal: Principal, state: State) -> dict[str, Any]:
+        """Discard a draft batch; its claim may be batched again. An approved batch answers 409."""
+        async with state.pool.acquire() as conn:
+            return await batches.discard_batch(conn, principal, batch_id)
+
     @post("/batches/{batch_id:int}/pay", operation_id="paySettlementBatch", guards=[FINANCE], status_code=200)
     async def pay(self, batch_id: int, principal: Principal, state: State) -> dict[str, Any]:
         """Pay the batch through an API rail (Stripe Connect); again after no answer, with the same keys."""

@@ -252,3 +252,14 @@ RETURNING instruction_id
 SELECT i.id, i.batch_id, i.merchant_id, i.rail
   FROM payout_instructions i
  WHERE i.id = ANY($1::bigint[])
+
+-- name: batch_discard
+-- A draft batch and its lines gone (nothing was posted or paid for it): its claim may be batched again.
+WITH lines AS (
+    DELETE FROM settlement_batch_lines l
+     USING settlement_batches b
+     WHERE l.batch_id = b.id AND b.id = $1 AND b.status = 'draft'
+)
+DELETE FROM settlement_batches b
+ WHERE b.id = $1 AND b.status = 'draft'
+RETURNING b.id, b.claim_id, b.merchant_id

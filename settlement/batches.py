@@ -112,6 +112,22 @@ async def approve_batch(conn: asyncpg.Connection, principal: Principal, batch_id
     return await _view(conn, batch_id)
 
 
+async def discard_batch(conn: asyncpg.Connection, principal: Principal, batch_id: int) -> dict[str, Any]:
+    """Discard a draft batch (made with the wrong exclusions, say): its claim may be batched again, and the sales
+    it held may be claimed again. Raises DomainError not_found, conflict (approved: nothing is undone)."""
+    _require_finance(principal)
+    async with conn.transaction():
+        batch = await conn.fetchrow(queries.batch_lock, batch_id)  # an approver of the same batch waits, or we do
+        if batch is None:
+            raise DomainError("not_found", f"no batch {batch_id}")
+        if batch["status"] != "draft":
+            raise DomainError("conflict", f"batch {batch_id} is {batch['status']}: only a draft is discarded")
+        gone = await conn.fetchrow(queries.batch_discard, batch_id)
+        await audit.record(conn, principal, "settlement.batch_discarded", f"batch:{batch_id}",
+                           claim_id=gone["claim_id"])  # fmt: skip
+    return {"discarded": batch_id, "claim_id": gone["claim_id"]}
+
+
 async def get_batch(conn: asyncpg.Connection, principal: Principal, batch_id: int) -> dict[str, Any]:
     """The batch with its lines, clawbacks and instructions; another merchant's is not found. Raises not_found."""
     batch = await conn.fetchrow(queries.batch_get, batch_id)

@@ -295,6 +295,18 @@ class FinancePages(Controller):
         done = "already_approved" if before["status"] == "approved" else "approved"
         return Redirect(f"/finance/batches/{batch_id}?done={done}", status_code=303)
 
+    @post("/batches/{batch_id:int}/discard")
+    async def discard(self, request: AnyRequest, principal: Principal, state: State, batch_id: int) -> Response[Any]:
+        """Discard a draft batch and go back to its claim, which may be batched again."""
+        try:
+            async with state.pool.acquire() as conn:
+                gone = await batches.discard_batch(conn, principal, batch_id)
+        except DomainError as error:
+            if error.code in NOT_FOR_THE_FORM:
+                raise
+            return await batch_page(request, principal, state, batch_id, error=error)
+        return Redirect(f"/finance/claims/{gone['claim_id']}?done=discarded", status_code=303)
+
     @post("/batches/{batch_id:int}/bank-file.csv", status_code=200)
     async def bank_file(self, principal: Principal, state: State, batch_id: int) -> Response[bytes]:
         """Take the bank's bulk-payment file of the batch's live instructions (they move on to transferred)."""

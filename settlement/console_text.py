@@ -95,6 +95,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "console_created": ("创建", "Created"),
     "console_approved_by": ("审批", "Approved"),
     "console_approve": ("审批通过", "Approve"),
+    "console_discard": ("作废草稿", "Discard draft"),
+    "console_discard_confirm": (
+        "作废这个草稿批次？申请单可重新生成批次，其中的交易可再次申请结算。",
+        "Discard this draft batch? The claim may be batched again, and its sales claimed again.",
+    ),
+    "console_done_discarded": (
+        "草稿批次已作废，可重新生成批次。",
+        "The draft batch is discarded; the claim may be batched again.",
+    ),
     "console_approve_confirm": (
         "确认审批？审批后将记账并生成付款指令。",
         "Approve? This posts to the ledger and opens the payout.",

@@ -392,3 +392,16 @@ async def test_an_api_rail_gets_a_pay_button_instead_of_the_bank_file(desk: Desk
     assert (await instruction(desk.dsn, batch_id))["status"] == "transferred"
     refused = await desk.client.post(f"/finance/batches/{batch_id}/bank-file.csv")
     assert refused.status_code == 409
+
+
+async def test_a_draft_batch_is_discarded_from_its_page(desk: Desk) -> None:
+    claim_id = (await simple_claim(desk))["id"]
+    created = await desk.client.post(f"/finance/claims/{claim_id}/batch", data={"exclusions": ""},
+                                     follow_redirects=False)  # fmt: skip
+    batch_id = int(created.headers["location"].split("/")[-1].split("?")[0])
+    page = await desk.client.get(f"/finance/batches/{batch_id}")
+    assert f"/finance/batches/{batch_id}/discard" in page.text
+    gone = await desk.client.post(f"/finance/batches/{batch_id}/discard", follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"] == f"/finance/claims/{claim_id}?done=discarded"
+    assert "草稿批次已作废" in (await desk.client.get(gone.headers["location"])).text
+    assert (await desk.client.get(f"/finance/batches/{batch_id}")).status_code == 404

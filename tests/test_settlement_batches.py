@@ -390,3 +390,21 @@ def test_the_rail_must_pay_the_currency() -> None:
         rail_for(Settings(currency="USD"))
     with pytest.raises(RailUnavailable, match="unknown payout rail"):
         rail_for(Settings(payout_rail="carrier_pigeon"))
+
+
+async def test_a_draft_batch_is_discarded_and_the_claim_batched_again(shop: Shop) -> None:
+    await _sell(shop, "s1", 10000, "2026-10-05T10:00:00")
+    claim = await _claim(shop, "2026-10", ["s1"])
+    wrong = await _batch(shop, claim, [{"line_no": 1, "reason": "看错了行"}])
+    assert wrong["gross_minor"] == 0
+    own = await staff_token(shop.dsn, "merchant_admin", shop.world.merchants["a"])
+    assert (await shop.api.post(f"{V1}/batches/{wrong['id']}/discard", headers=own)).status_code == 403
+    gone = await ok(await shop.api.post(f"{V1}/batches/{wrong['id']}/discard", headers=shop.finance), 200)
+    assert gone == {"discarded": wrong["id"], "claim_id": claim["id"]}
+    assert (await shop.api.get(f"{V1}/batches/{wrong['id']}", headers=shop.finance)).status_code == 404
+    right = await _batch(shop, claim)
+    await _approve(shop, right["id"])
+    refused = await shop.api.post(f"{V1}/batches/{right['id']}/discard", headers=shop.finance)
+    assert (refused.status_code, refused.json()["code"]) == (409, "conflict")
+    ledger = await _ledger(shop)
+    assert (ledger["unbalanced"], ledger["approvals"], ledger["payable"]) == (0, 1, 0)
