@@ -85,6 +85,7 @@ async def healthz(state: State) -> Response[dict[str, Any]]:
 def create_app(settings: Settings | None = None, dsn: str | None = None) -> Litestar:
     """Build the whole app; `dsn` overrides settings.database_url (tests, the CLI)."""
     from cards.api import CardAdminController, ImportController, LedgerController, OrgAdminController
+    from cards.benefits_api import BenefitsController
     from merchants.api import (
         MerchantAdminController,
         MerchantImportController,
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             MerchantImportController,
             ClaimController,
             BatchController,
+            BenefitsController,
             PayeeController,
             StripeWebhookController,
             StatementController,
