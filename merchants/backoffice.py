@@ -90,14 +90,6 @@ CSV_COLUMNS = ("time", "redemption_id", "backoffice_terminal", "backoffice_recei
 # ------------------------------------------------------------------ the frame of every back office page
 
 
-def grouped_yuan(amount_minor: int) -> str:
-    """Fen as yuan with thousands separators, for pages: 123456789 -> '1,234,567.89' (CSV keeps format_yuan)."""
-    text = format_yuan(amount_minor)
-    sign = "-" if text.startswith("-") else ""
-    whole, _, fen = text.lstrip("-").partition(".")
-    return f"{sign}{int(whole):,}.{fen}"
-
-
 def merchant_of(principal: Principal) -> int:
     """The merchant a merchant admin works for. Raises DomainError forbidden for a principal without one."""
     if principal.merchant_id is None:
@@ -134,13 +126,10 @@ async def office_page(
 ) -> Template:
     """A back office page with the merchant's name and tabs."""
     merchant = await state.pool.fetchrow(merchant_queries.merchant_list, principal.merchant_id, None, 0, 1)
-    response = page(
+    return page(
         request, template, status=status, principal=principal, merchant_name=merchant["name"] if merchant else "",
         tab=tab, timezone=state.settings.timezone, **context,
     )  # fmt: skip
-    if response.context is not None:
-        response.context["yuan"] = grouped_yuan  # amounts read in thousands, as in the finance console
-    return response
 
 
 # ------------------------------------------------------------------ filters and the cursor

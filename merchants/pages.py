@@ -34,7 +34,7 @@ from unioncard.auth import (
 )
 from unioncard.errors import DomainError
 from unioncard.ids import card_number_valid, hash_secret, new_secret
-from unioncard.money import AMOUNT_MINOR_MAX, format_yuan, parse_yuan
+from unioncard.money import AMOUNT_MINOR_MAX, format_yuan, format_yuan_grouped, parse_yuan
 
 AnyRequest = Request[Any, Any, Any]
 RECENT_SALES = 20
@@ -65,7 +65,7 @@ def page(request: AnyRequest, template: str, *, status: int = 200, here: str | N
     """
     lang = lang_of(request)
     other = "zh-CN" if lang == "en" else "en"
-    context.update(lang=lang, t=i18n.translator(lang), yuan=format_yuan)
+    context.update(lang=lang, t=i18n.translator(lang), yuan=format_yuan_grouped)  # files keep format_yuan
     path = here or request.url.path
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"] if path == request.url.path else []
     context["switch_href"] = f"{path}?{urlencode([*kept, ('lang', other)])}"

@@ -183,7 +183,7 @@ def problem_text(message: str, lang: str) -> str:
 def month_bounds(today: date) -> tuple[date, date]:
     """The first and the last day of the month of `today`."""
     first = today.replace(day=1)
-    return first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return first, rules.add_months(first, 1) - timedelta(days=1)
 
 
 def local_today(timezone: str) -> date:
@@ -226,7 +226,7 @@ async def claims_context(
     """The claims list a page at a time, newest first, and the upload form's default month (last month)."""
     records = await conn.fetch(queries.claims_of, merchant_id, before or 2**62, CLAIMS_PAGE_SIZE + 1)
     claims = claim_rows(records[:CLAIMS_PAGE_SIZE], timezone)
-    last_month = (local_today(timezone).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    last_month = f"{rules.add_months(local_today(timezone), -1):%Y-%m}"
     more = len(records) > CLAIMS_PAGE_SIZE
     return {"claims": claims, "next_before": claims[-1]["id"] if more else None, "period": last_month}
 

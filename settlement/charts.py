@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from html import escape
 
-from unioncard.money import format_yuan
-
 Format = Callable[[int], str]
 
 WIDTH = 720
@@ -21,14 +19,6 @@ LABEL_CHARS_MAX = 12
 def grouped(number: int) -> str:
     """12345678 -> '12,345,678'."""
     return f"{number:,}"
-
-
-def yuan(amount_minor: int) -> str:
-    """Fen as yuan with two decimals (format_yuan) and thousands separators: 123456789 -> '1,234,567.89'."""
-    text = format_yuan(amount_minor)
-    sign = "-" if text.startswith("-") else ""
-    whole, _, fen = text.lstrip("-").partition(".")
-    return f"{sign}{int(whole):,}.{fen}"
 
 
 def short(label: str, limit: int = LABEL_CHARS_MAX) -> str:

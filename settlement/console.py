@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from litestar import Controller, Request, Response, get, post
@@ -15,15 +14,16 @@ from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from merchants.pages import lang_of, local_time, page
-from settlement import batches, charts, service
-from settlement.backoffice import add_recorded
+from settlement import batches, charts, rules, service
+from settlement.backoffice import add_recorded, local_today
 from settlement.batch_api import app_rail, bank_file_response
 from settlement.batches import BatchIn, ConfirmPaidIn, ExcludedLineIn
 from settlement.console_overview import overview_charts
 from settlement.console_text import MESSAGES
 from settlement.model import CLASSES
 from settlement.rails import BankFileRail
-from unioncard import clock, i18n
+from settlement.rules import add_months
+from unioncard import i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.db import Queries
 from unioncard.errors import DomainError
@@ -53,22 +53,16 @@ SERVICE_MESSAGES = {
 def period_of(text: str | None, timezone: str, default: date | None = None) -> date:
     """The first day of a YYYY-MM period; none means `default`, else last month. Raises validation_failed."""
     if not text:
-        today = clock.now().astimezone(ZoneInfo(timezone)).date()
-        return default or (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-    match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
-    if match is None or not 1 <= int(match[2]) <= 12:
-        raise DomainError("validation_failed", "period is YYYY-MM", errors=[{"key": "console_period_invalid"}])
-    return date(int(match[1]), int(match[2]), 1)
-
-
-def this_month(timezone: str) -> date:
-    return clock.now().astimezone(ZoneInfo(timezone)).date().replace(day=1)
+        return default or add_months(local_today(timezone), -1)
+    try:
+        return rules.parse_period(text)
+    except ValueError as exc:
+        raise DomainError("validation_failed", "period is YYYY-MM", errors=[{"key": "console_period_invalid"}]) from exc
 
 
 def shift(period: date, months: int) -> str:
     """The period `months` after (or before) this one, as YYYY-MM."""
-    index = period.year * 12 + period.month - 1 + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return f"{add_months(period, months):%Y-%m}"
 
 
 def exclusions_of(text: str) -> list[ExcludedLineIn]:
@@ -122,7 +116,7 @@ def on_error(request: AnyRequest, error: DomainError) -> Response[Any]:
 
 
 def finance_page(request: AnyRequest, template: str, principal: Principal, **context: Any) -> Template:
-    return page(request, template, principal=principal, money=charts.yuan, count=charts.grouped, **context)
+    return page(request, template, principal=principal, count=charts.grouped, **context)
 
 
 # ------------------------------------------------------------------ pages
@@ -374,7 +368,7 @@ class FinancePages(Controller):
     async def overview(
         self, request: AnyRequest, principal: Principal, state: State, period: str | None = None
     ) -> Template:
-        month = period_of(period, state.settings.timezone, this_month(state.settings.timezone))  # the month so far
+        month = period_of(period, state.settings.timezone, local_today(state.settings.timezone).replace(day=1))
         async with state.pool.acquire() as conn:
             found = await overview_charts(conn, i18n.translator(lang_of(request)), month, state.settings.currency)
         return finance_page(

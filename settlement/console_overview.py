@@ -11,6 +11,7 @@ import asyncpg
 
 from settlement import charts
 from unioncard.db import Queries
+from unioncard.money import format_yuan_grouped as yuan
 
 queries = Queries(Path(__file__).parent / "console_queries.sql")
 Translate = Callable[..., str]
@@ -55,14 +56,14 @@ def subsidy_chart(t: Translate, kind: str, rows: list[tuple[str, int]], period: 
     """Union subsidy by town or by category as horizontal bars."""
     total = sum(value for _, value in rows)
     title = t(f"console_by_{kind}")
-    desc = t(f"console_by_{kind}_desc", period=period, total=charts.yuan(total))
-    svg = charts.horizontal_bars(rows, chart_id=f"chart-{kind}", title=title, desc=desc, value_text=charts.yuan,
+    desc = t(f"console_by_{kind}_desc", period=period, total=yuan(total))
+    svg = charts.horizontal_bars(rows, chart_id=f"chart-{kind}", title=title, desc=desc, value_text=yuan,
                                  empty_text=t("console_no_data"), width=charts.NARROW)  # fmt: skip
     head = [t(f"console_{kind}"), t("console_union_share")]
     return {
         "id": kind, "title": title, "svg": svg, "note": t("console_net_note"),
-        "totals": [("total", t("console_total"), charts.yuan(total))],
-        "head": head, "rows": [(label, charts.yuan(value)) for label, value in rows],
+        "totals": [("total", t("console_total"), yuan(total))],
+        "head": head, "rows": [(label, yuan(value)) for label, value in rows],
     }  # fmt: skip
 
 
@@ -72,22 +73,22 @@ def budget_chart(t: Translate, rows: list[dict[str, Any]], period: str) -> dict[
     used = sum(row["used_minor"] for row in rows)
     left = sum(max(row["budget_minor"] - row["used_minor"], 0) for row in rows)
     title = t("console_budget")
-    desc = t("console_budget_desc", period=period, count=len(rows), budget=charts.yuan(budget), used=charts.yuan(used))
+    desc = t("console_budget_desc", period=period, count=len(rows), budget=yuan(budget), used=yuan(used))
     shown = rows[:BUDGETS_SHOWN]
     svg = charts.used_of_budget(
         [(row["merchant_name"], row["used_minor"], row["budget_minor"]) for row in shown], chart_id="chart-budget",
-        title=title, desc=desc, value_text=charts.yuan, used_word=t("console_used"), left_word=t("console_left"),
+        title=title, desc=desc, value_text=yuan, used_word=t("console_used"), left_word=t("console_left"),
         empty_text=t("console_no_data"),
     )  # fmt: skip
     note = t("console_budget_shown", shown=len(shown), count=len(rows)) if len(rows) > len(shown) else ""
     return {
         "id": "budget", "title": title, "svg": svg, "note": note,
-        "totals": [("budget", t("console_budget_total"), charts.yuan(budget)),
-                   ("used", t("console_used"), charts.yuan(used)), ("left", t("console_left"), charts.yuan(left))],
+        "totals": [("budget", t("console_budget_total"), yuan(budget)),
+                   ("used", t("console_used"), yuan(used)), ("left", t("console_left"), yuan(left))],
         "head": [t("console_merchant"), t("console_offer"), t("console_budget_total"), t("console_used"),
                  t("console_left")],
-        "rows": [(row["merchant_name"], f"v{row['version']}", charts.yuan(row["budget_minor"]),
-                  charts.yuan(row["used_minor"]), charts.yuan(max(row["budget_minor"] - row["used_minor"], 0)))
+        "rows": [(row["merchant_name"], f"v{row['version']}", yuan(row["budget_minor"]),
+                  yuan(row["used_minor"]), yuan(max(row["budget_minor"] - row["used_minor"], 0)))
                  for row in shown],
     }  # fmt: skip
 
@@ -97,18 +98,18 @@ def daily_chart(t: Translate, rows: list[dict[str, Any]], period: str) -> dict[s
     total = sum(row["union_funded_minor"] for row in rows)
     sales = sum(row["sales"] for row in rows)
     title = t("console_daily")
-    desc = t("console_daily_desc", period=period, total=charts.yuan(total), count=charts.grouped(sales))
+    desc = t("console_daily_desc", period=period, total=yuan(total), count=charts.grouped(sales))
     points = [(str(row["day"].day), row["union_funded_minor"], row["sales"]) for row in rows]
     svg = charts.columns(
-        points if sales or total else [], chart_id="chart-daily", title=title, desc=desc, value_text=charts.yuan,
+        points if sales or total else [], chart_id="chart-daily", title=title, desc=desc, value_text=yuan,
         count_text=charts.grouped, value_word=t("console_union_share"), count_word=t("console_sales"),
         empty_text=t("console_no_data"),
     )  # fmt: skip
     return {
         "id": "daily", "title": title, "svg": svg, "note": t("console_net_note"),
-        "totals": [("total", t("console_union_share"), charts.yuan(total)),
+        "totals": [("total", t("console_union_share"), yuan(total)),
                    ("sales", t("console_sales"), charts.grouped(sales))],
         "head": [t("console_day"), t("console_union_share"), t("console_sales")],
-        "rows": [(row["day"].isoformat(), charts.yuan(row["union_funded_minor"]), charts.grouped(row["sales"]))
+        "rows": [(row["day"].isoformat(), yuan(row["union_funded_minor"]), charts.grouped(row["sales"]))
                  for row in rows],
     }  # fmt: skip

@@ -40,6 +40,12 @@ def parse_period(text: str) -> date:
     return date(int(match[1]), int(match[2]), 1)
 
 
+def add_months(month: date, count: int) -> date:
+    """The first day of the month `count` months after (or before) `month`'s."""
+    index = month.year * 12 + month.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def period_of(moment: datetime, timezone: str) -> date:
     """The local calendar month a moment falls in, as its first day."""
     local = moment.astimezone(ZoneInfo(timezone))

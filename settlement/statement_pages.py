@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 from litestar import Controller, Request, get
@@ -12,17 +11,11 @@ from litestar.response import Template
 
 from merchants.pages import lang_of, page, page_error
 from settlement import statement_text, statements
-from settlement.charts import yuan
+from settlement.rules import add_months
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
 
 READERS = requires(Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN, Role.MERCHANT_ADMIN)
-
-
-def neighbour(month: date, step: int) -> str:
-    """The month `step` (±1) away, as YYYY-MM."""
-    index = month.year * 12 + month.month - 1 + step
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 class StatementPages(Controller):
@@ -52,7 +45,7 @@ class StatementPages(Controller):
         else:
             back = (f"/finance/?period={found['period']}", "statement_back_console")
             batch_href = "/finance/batches/{}".format
-        response = page(
+        return page(
             request,
             "statements/statement.html",
             here=here,
@@ -60,8 +53,8 @@ class StatementPages(Controller):
             home="/staff",
             s=found,
             csv_href=f"/api/settlement/v1/statements/{merchant_id}/{found['period']}.csv?lang={lang}",
-            previous_href=f"/statements/{merchant_id}/{neighbour(month, -1)}",
-            next_href=f"/statements/{merchant_id}/{neighbour(month, 1)}",
+            previous_href=f"/statements/{merchant_id}/{add_months(month, -1):%Y-%m}",
+            next_href=f"/statements/{merchant_id}/{add_months(month, 1):%Y-%m}",
             local=lambda value: statements.local_time(value, zone),
             kind_label=lambda kind: statement_text.kind_label(lang, kind),
             status_label=lambda of, status: statement_text.status_label(lang, of, status),
@@ -69,6 +62,3 @@ class StatementPages(Controller):
             back_label=back[1],
             batch_href=batch_href,
         )
-        if response.context is not None:
-            response.context["yuan"] = yuan  # thousands separated on the page; the CSV keeps plain figures
-        return response

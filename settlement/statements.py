@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from settlement import statement_text
-from settlement.rules import parse_period
+from settlement.rules import add_months, parse_period
 from unioncard import i18n
 from unioncard.auth import Principal
 from unioncard.db import Queries
@@ -57,7 +57,7 @@ def statement_period(text: str, timezone: str) -> Period:
     except ValueError as exc:
         raise DomainError("validation_failed", str(exc), errors=[{"field": "period", "message": str(exc)}]) from exc
     zone = ZoneInfo(timezone)
-    following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    following = add_months(month, 1)
     start = datetime(month.year, month.month, 1, tzinfo=zone)
     return Period(month, start, datetime(following.year, following.month, 1, tzinfo=zone))
 

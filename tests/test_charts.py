@@ -8,12 +8,13 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from settlement import charts
+from unioncard.money import format_yuan_grouped
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def bars(rows: list[tuple[str, int]]) -> str:
-    return charts.horizontal_bars(rows, chart_id="c", title="各镇补贴", desc="合计", value_text=charts.yuan,
+    return charts.horizontal_bars(rows, chart_id="c", title="各镇补贴", desc="合计", value_text=format_yuan_grouped,
                                   empty_text="暂无数据")  # fmt: skip
 
 
@@ -54,7 +55,7 @@ def test_zero_and_empty_data() -> None:
 def test_budget_bars_fill_the_used_part_on_one_scale() -> None:
     svg = charts.used_of_budget(
         [("a", 250, 1000), ("b", 500, 500), ("c<", 0, 0)], chart_id="b", title="预算", desc="d",
-        value_text=charts.yuan, used_word="已用", left_word="剩余", empty_text="-",
+        value_text=format_yuan_grouped, used_word="已用", left_word="剩余", empty_text="-",
     )  # fmt: skip
     budget, used = widths(svg, "chart-rest"), widths(svg, "chart-bar")
     assert budget[1] == pytest.approx(budget[0] / 2) and budget[2] == 0.0
@@ -64,7 +65,7 @@ def test_budget_bars_fill_the_used_part_on_one_scale() -> None:
 
 def test_columns_scale_to_a_round_top_and_draw_the_counts() -> None:
     rows = [(str(day), day * 1000, day) for day in range(1, 31)]
-    svg = charts.columns(rows, chart_id="d", title="每日", desc="d", value_text=charts.yuan, count_text=str,
+    svg = charts.columns(rows, chart_id="d", title="每日", desc="d", value_text=format_yuan_grouped, count_text=str,
                          value_word="补贴", count_word="笔数", empty_text="-")  # fmt: skip
     root = ElementTree.fromstring(svg)
     heights = [float(r.get("height", "0")) for r in root.iter(f"{SVG}rect") if r.get("class") == "chart-bar"][1:]
@@ -77,7 +78,7 @@ def test_columns_scale_to_a_round_top_and_draw_the_counts() -> None:
 
 
 def test_yuan_groups_thousands() -> None:
-    assert charts.yuan(123456789) == "1,234,567.89"
-    assert charts.yuan(5) == "0.05" and charts.yuan(-100000) == "-1,000.00"
+    assert format_yuan_grouped(123456789) == "1,234,567.89"
+    assert format_yuan_grouped(5) == "0.05" and format_yuan_grouped(-100000) == "-1,000.00"
     assert charts.grouped(1234567) == "1,234,567"
-    assert re.fullmatch(r"\d{1,3}(,\d{3})*\.\d\d", charts.yuan(10**12))
+    assert re.fullmatch(r"\d{1,3}(,\d{3})*\.\d\d", format_yuan_grouped(10**12))

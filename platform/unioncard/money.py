@@ -38,6 +38,14 @@ def format_yuan(amount_minor: int) -> str:
     return f"{sign}{whole}.{fen:02d}"
 
 
+def format_yuan_grouped(amount_minor: int) -> str:
+    """Fen as yuan with thousands separators, for pages: 123456789 -> '1,234,567.89' (files keep format_yuan)."""
+    text = format_yuan(amount_minor)
+    sign = "-" if text.startswith("-") else ""
+    whole, _, fen = text.lstrip("-").partition(".")
+    return f"{sign}{int(whole):,}.{fen}"
+
+
 def parse_yuan(text: str) -> int:
     """'12.3' -> 1230; at most two decimals, exact, never through float."""
     value = text.strip().replace(",", "")

@@ -20,6 +20,7 @@ import asyncpg
 from settlement import batches, service
 from settlement.batches import BatchIn, ConfirmPaidIn, ExcludedLineIn
 from settlement.rails import BankFileRail
+from settlement.rules import add_months
 from unioncard.auth import Principal, Role
 from unioncard.errors import DomainError
 from unioncard.money import format_yuan
@@ -71,7 +72,7 @@ async def load_settlement(
     """
     zone = ZoneInfo(timezone)
     starts = _midnight(period, zone)
-    ends = _midnight(date(period.year + period.month // 12, period.month % 12 + 1, 1), zone)
+    ends = _midnight(add_months(period, 1), zone)
     merchant_ids = [row["merchant_id"] for row in await conn.fetch(
         CLAIMANTS_SQL, starts, ends, login_merchant_ids, CLAIMING_MERCHANTS)]  # fmt: skip
     finance_row = await conn.fetchrow(FINANCE_SQL)
