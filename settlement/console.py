@@ -235,7 +235,8 @@ class FinancePages(Controller):
     ) -> Template:  # fmt: skip
         stage = status if status in STAGES else None
         # with no period asked for, the inbox opens on the latest month claimed
-        month = period_of(period, state.settings.timezone, await state.pool.fetchval(queries.latest_claim_period))
+        latest = None if period else await state.pool.fetchval(queries.latest_claim_period)
+        month = period_of(period, state.settings.timezone, latest)
         return await inbox_page(request, principal, state, month, stage, bool(exceptions), after)
 
     @get("/claims/{claim_id:int}")
