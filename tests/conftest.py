@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +20,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.browser import CHROMIUM, free_port, stop, wait_healthy
 from unioncard import db
 from unioncard.settings import Settings
 
@@ -111,3 +114,41 @@ async def client(dsn: str, settings: Settings) -> AsyncIterator[AsyncTestClient]
 
     async with AsyncTestClient(app=create_app(settings, dsn=dsn)) as test_client:
         yield test_client
+
+
+# ------------------------------------------------------------------ the browser tests
+
+
+@pytest.fixture
+def base_url(dsn: str, tmp_path: Path) -> Iterator[str]:
+    """`unioncard serve` (granian) on a free port, against this test's database."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser test needs Chromium at {CHROMIUM}; it is not installed")
+    pytest.importorskip("playwright.async_api", reason="browser test needs the playwright package")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": dsn, "UNIONCARD_SECRET_KEY": "test-secret", "UNIONCARD_DEBUG": ""}
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "unioncard.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server, log_path)
+        yield url
+    finally:
+        stop(server)
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Path:
+    """Where screenshots go: $UNIONCARD_SCREENSHOTS, else the module's SHOTS_DIR, else a fresh temporary folder."""
+    default = getattr(request.module, "SHOTS_DIR", None)
+    folder = Path(os.environ.get("UNIONCARD_SCREENSHOTS") or default or tempfile.mkdtemp(prefix="unioncard-shots-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots in {folder}")
+    return folder

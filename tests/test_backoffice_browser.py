@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import subprocess
-import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,61 +13,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.browser import DESKTOP, new_page
+from tests.browser import TABLET_PORTRAIT as TABLET
 from tests.factories import World, add_card, add_merchant, add_staff_login, make_world, ok
 from tests.test_backoffice import issued_long_ago
-from tests.test_till_page import CHROMIUM, CHROMIUM_ARGS, free_port, stop, wait_healthy
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
-DESKTOP = {"width": 1280, "height": 800}
-TABLET = {"width": 820, "height": 1180}
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
-def base_url(dsn: str, tmp_path: Path) -> Iterator[str]:
-    """`unioncard serve` on a free port, against this test's database."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"browser test needs Chromium at {CHROMIUM}; it is not installed")
-    pytest.importorskip("playwright.async_api", reason="browser test needs the playwright package")
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "UNIONCARD_SECRET_KEY": "test-secret", "UNIONCARD_DEBUG": ""}
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "unioncard.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, server, log_path)
-        yield url
-    finally:
-        stop(server)
-
-
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(os.environ.get("UNIONCARD_SCREENSHOTS") or tempfile.mkdtemp(prefix="unioncard-shots-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"screenshots in {folder}")
-    return folder
-
-
-@pytest.fixture
 async def page(base_url: str) -> AsyncIterator[object]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport=DESKTOP, base_url=base_url, locale="zh-CN")
-            yield await context.new_page()
-        finally:
-            await browser.close()
+    async with new_page(base_url, DESKTOP) as tab:
+        yield tab
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -18,22 +17,17 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.browser import DESKTOP, new_page
+from tests.browser import TABLET_PORTRAIT as TABLET
 from tests.factories import World, add_card, add_merchant, add_staff_login, make_world, ok
 from tests.test_console import MONTH, PERIOD, SHANGHAI
-from tests.test_till_page import CHROMIUM, CHROMIUM_ARGS, base_url  # noqa: F401  (base_url: the served app)
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
-DESKTOP = {"width": 1280, "height": 800}
-TABLET = {"width": 820, "height": 1180}
+SHOTS_DIR = "/tmp/shots/console"  # unless $UNIONCARD_SCREENSHOTS says otherwise
 SHOPS = {"a": ("east", "supermarket", 300_000), "b": ("west", "restaurant", 200_000), "c": ("east", "pharmacy", None)}
 
 
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(os.environ.get("UNIONCARD_SCREENSHOTS") or "/tmp/shots/console")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def setup_month(client: AsyncTestClient, dsn: str) -> tuple[World, dict[str, Any]]:
@@ -73,19 +67,10 @@ async def setup_month(client: AsyncTestClient, dsn: str) -> tuple[World, dict[st
 
 
 @pytest.fixture
-async def browser_page(base_url: str) -> AsyncIterator[Any]:  # noqa: F811
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport=DESKTOP, base_url=base_url, locale="zh-CN",
-                                                accept_downloads=True)  # fmt: skip
-            tab = await context.new_page()
-            tab.on("dialog", lambda dialog: dialog.accept())  # the approve / confirm-paid "are you sure?"
-            yield tab
-        finally:
-            await browser.close()
+async def browser_page(base_url: str) -> AsyncIterator[Any]:
+    # accept_dialogs: the approve / confirm-paid "are you sure?"
+    async with new_page(base_url, DESKTOP, accept_dialogs=True, accept_downloads=True) as tab:
+        yield tab
 
 
 async def test_claim_to_paid_and_the_overview_in_the_browser(

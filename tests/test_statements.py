@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from settlement.statements import StatementDoesNotReconcile, check_statement
+from tests.browser import PHONE, TABLET, new_page
 from tests.factories import add_staff_login, ok, sign_in_staff, staff_token
 from tests.test_settlement_batches import (
     SHANGHAI,
@@ -30,18 +30,13 @@ from tests.test_settlement_batches import (
     api,
     shop,
 )
-from tests.test_till_page import CHROMIUM, CHROMIUM_ARGS, PHONE, TABLET, base_url
 from unioncard.money import parse_yuan
 
 STATEMENTS = f"{V1}/statements"
-SHARED_FIXTURES = (api, shop, base_url)  # pytest finds them here by name: the batch tests' shop, the served app
+SHARED_FIXTURES = (api, shop)  # pytest finds them here by name: the batch tests' shop
+SHOTS_DIR = "/tmp/shots/statements"  # unless $UNIONCARD_SCREENSHOTS says otherwise
 
 
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(os.environ.get("UNIONCARD_SCREENSHOTS") or "/tmp/shots/statements")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @dataclass
@@ -289,44 +284,37 @@ async def test_the_printable_page(shop: Shop, api: AsyncTestClient) -> None:
 
 @pytest.mark.browser
 async def test_the_statement_prints(shop: Shop, base_url: str, shots: Path) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     month = await build_month(shop)
     a = shop.world.merchants["a"]
     await add_staff_login(shop.dsn, "boss@a", "merchant_admin", merchant_id=a, name="王店长")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 900}, base_url=base_url,
-                                                locale="zh-CN")  # fmt: skip
-            page = await context.new_page()
-            await page.goto(f"/statements/{a}/{month.period}")
-            await expect(page).to_have_url(re.compile(r"/login$"))
-            await page.locator("input[name=email]").fill("boss@a")
-            await page.locator("input[name=password]").fill("s3cret")
-            await page.locator("form[action='/login'] button[type=submit]").click()
-            await page.goto(f"/statements/{a}/{month.period}")
-            await expect(page.get_by_role("heading", name="商户对账单")).to_be_visible()
-            await expect(page.get_by_test_id("closing-total")).to_have_text("7.80")
-            await expect(page.get_by_role("button", name="打印")).to_be_visible()
-            await page.screenshot(path=shots / "01-statement-desktop-zh.png", full_page=True)
-            await page.set_viewport_size(TABLET)
-            await page.screenshot(path=shots / "02-statement-tablet-zh.png", full_page=True)
-            async with page.expect_download() as download:
-                await page.get_by_test_id("csv-link").click()
-            assert (await download.value).suggested_filename == f"statement-{a}-{month.period}.csv"
+    async with new_page(base_url, {"width": 1280, "height": 900}) as page:
+        await page.goto(f"/statements/{a}/{month.period}")
+        await expect(page).to_have_url(re.compile(r"/login$"))
+        await page.locator("input[name=email]").fill("boss@a")
+        await page.locator("input[name=password]").fill("s3cret")
+        await page.locator("form[action='/login'] button[type=submit]").click()
+        await page.goto(f"/statements/{a}/{month.period}")
+        await expect(page.get_by_role("heading", name="商户对账单")).to_be_visible()
+        await expect(page.get_by_test_id("closing-total")).to_have_text("7.80")
+        await expect(page.get_by_role("button", name="打印")).to_be_visible()
+        await page.screenshot(path=shots / "01-statement-desktop-zh.png", full_page=True)
+        await page.set_viewport_size(TABLET)
+        await page.screenshot(path=shots / "02-statement-tablet-zh.png", full_page=True)
+        async with page.expect_download() as download:
+            await page.get_by_test_id("csv-link").click()
+        assert (await download.value).suggested_filename == f"statement-{a}-{month.period}.csv"
 
-            await page.emulate_media(media="print")
-            await expect(page.locator(".topbar")).to_be_hidden()
-            await expect(page.get_by_role("button", name="打印")).to_be_hidden()
-            await page.screenshot(path=shots / "03-statement-print-zh.png", full_page=True)
-            pdf = await page.pdf(path=str(shots / "statement-zh.pdf"), format="A4")
-            assert pdf.startswith(b"%PDF")
+        await page.emulate_media(media="print")
+        await expect(page.locator(".topbar")).to_be_hidden()
+        await expect(page.get_by_role("button", name="打印")).to_be_hidden()
+        await page.screenshot(path=shots / "03-statement-print-zh.png", full_page=True)
+        pdf = await page.pdf(path=str(shots / "statement-zh.pdf"), format="A4")
+        assert pdf.startswith(b"%PDF")
 
-            await page.emulate_media(media="screen")
-            await page.get_by_role("link", name="English").click()
-            await expect(page.get_by_role("heading", name="Merchant statement")).to_be_visible()
-            await page.set_viewport_size(PHONE)
-            await page.screenshot(path=shots / "04-statement-phone-en.png", full_page=True)
-        finally:
-            await browser.close()
+        await page.emulate_media(media="screen")
+        await page.get_by_role("link", name="English").click()
+        await expect(page.get_by_role("heading", name="Merchant statement")).to_be_visible()
+        await page.set_viewport_size(PHONE)
+        await page.screenshot(path=shots / "04-statement-phone-en.png", full_page=True)

@@ -2,100 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.browser import PHONE, TABLET, new_page
 from tests.factories import World, add_card, add_merchant, add_staff_login, make_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TABLET = {"width": 1024, "height": 768}
-PHONE = {"width": 390, "height": 844}
-SERVER_START_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(base_url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the server exited with {server.returncode}:\n{log_path.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.2)
-    pytest.fail(f"the server did not answer /healthz within {SERVER_START_S} s:\n{log_path.read_text()}")
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)  # its own process group: the granian workers it started
-        server.wait(timeout=5)
-
-
-@pytest.fixture
-def base_url(dsn: str, tmp_path: Path) -> Iterator[str]:
-    """`unioncard serve` (granian) on a free port, against this test's database."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"browser test needs Chromium at {CHROMIUM}; it is not installed")
-    pytest.importorskip("playwright.async_api", reason="browser test needs the playwright package")
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": dsn, "UNIONCARD_SECRET_KEY": "test-secret", "UNIONCARD_DEBUG": ""}
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "unioncard.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, server, log_path)
-        yield url
-    finally:
-        stop(server)
-
-
-@pytest.fixture
-def shots() -> Path:
-    folder = Path(os.environ.get("UNIONCARD_SCREENSHOTS") or tempfile.mkdtemp(prefix="unioncard-shots-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"screenshots in {folder}")
-    return folder
-
 
 @pytest.fixture
 async def world(client: AsyncTestClient, dsn: str) -> World:
@@ -107,17 +24,8 @@ async def world(client: AsyncTestClient, dsn: str) -> World:
 
 @pytest.fixture
 async def page(base_url: str) -> AsyncIterator[object]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(viewport=TABLET, base_url=base_url, locale="zh-CN")
-            tab = await context.new_page()
-            tab.on("dialog", lambda dialog: dialog.accept())  # the refund's "are you sure?"
-            yield tab
-        finally:
-            await browser.close()
+    async with new_page(base_url, TABLET, accept_dialogs=True) as tab:  # the refund's "are you sure?"
+        yield tab
 
 
 async def test_sell_and_refund_in_the_browser(page: object, world: World, shots: Path) -> None:
