@@ -22,6 +22,8 @@ class CardIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{16,19}$")]
     expires_on: date
     tier: Name = "普通职工"
+    pin: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] | None = None
+    """Six digits the member signs in with; kept only as an argon2 hash."""
 
 
 class MemberIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

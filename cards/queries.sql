@@ -21,7 +21,7 @@ RETURNING id, org_id, name, national_id_last4, phone, tags, joined_on, created_a
 -- name: card_insert
 -- A card for a member, active from now, with the first line of its history.
 WITH card AS (
-    INSERT INTO cards (member_id, number, tier, expires_on) VALUES ($1, $2, $3, $4)
+    INSERT INTO cards (member_id, number, tier, expires_on, pin_hash) VALUES ($1, $2, $3, $4, $5)
     RETURNING id, member_id, number, status, status_since, tier, issued_on, expires_on
 ), history AS (
     INSERT INTO card_status_history (card_id, status, valid_from)
@@ -68,3 +68,53 @@ SELECT ledger_balance($1, coalesce($2, 'infinity'::timestamptz))
 -- name: ledger_unbalanced
 -- Transactions whose postings do not sum to zero (must be none).
 SELECT transaction_id, currency, total, legs FROM ledger_unbalanced LIMIT 100
+
+-- name: member_profile
+-- What eligibility needs to know of a member: their org, tags, membership date and the card they use
+-- (the active one, else the newest).
+SELECT m.id, m.name, m.org_id, o.path AS org_path, o.name AS org_name, m.tags, m.joined_on,
+       c.id AS card_id, c.number AS card_number, c.tier, c.status AS card_status, c.expires_on
+  FROM members m
+  JOIN orgs o ON o.id = m.org_id
+  LEFT JOIN LATERAL (
+      SELECT * FROM cards WHERE member_id = m.id ORDER BY (status = 'active') DESC, id DESC LIMIT 1
+  ) c ON true
+ WHERE m.id = $1
+
+-- name: benefits_for_member
+-- The catalog on a date with, for each benefit, what this member lacks for it (empty: they may apply).
+-- $1 member id, $2 the date, $3 a benefit code or NULL for all.
+WITH p AS (
+    SELECT m.id, o.path AS org_path, m.tags, m.joined_on, c.tier
+      FROM members m
+      JOIN orgs o ON o.id = m.org_id
+      LEFT JOIN LATERAL (
+          SELECT tier FROM cards WHERE member_id = m.id ORDER BY (status = 'active') DESC, id DESC LIMIT 1
+      ) c ON true
+     WHERE m.id = $1
+)
+SELECT b.id, b.code, b.kind, b.name_zh, b.name_en, b.summary_zh, b.summary_en, b.details_zh, b.details_en,
+       b.amount_minor, b.amount_max_minor, b.currency, b.eligible_tiers, b.eligible_tags, b.eligible_org_ids,
+       b.membership_months_min, b.per_year_max, b.per_lifetime_max, b.yearly_quota, b.needs_invoice,
+       b.valid_from, b.valid_until,
+       array_remove(ARRAY[
+           CASE WHEN b.eligible_tiers IS NOT NULL AND NOT coalesce(p.tier = ANY (b.eligible_tiers), false)
+                THEN 'tier' END,
+           CASE WHEN b.eligible_tags IS NOT NULL AND NOT (p.tags && b.eligible_tags) THEN 'tags' END,
+           CASE WHEN b.eligible_org_ids IS NOT NULL AND NOT EXISTS (
+                    SELECT 1 FROM orgs r WHERE r.id = ANY (b.eligible_org_ids) AND p.org_path LIKE r.path || '%')
+                THEN 'org' END,
+           CASE WHEN p.joined_on + make_interval(months => b.membership_months_min) > $2
+                THEN 'membership_months' END
+       ], NULL) AS unmet,
+       (SELECT r.org_kind FROM benefit_review_levels r
+         WHERE r.benefit_id = b.id AND r.effective_from <= $2
+         ORDER BY r.effective_from DESC LIMIT 1) AS review_level
+  FROM benefits b CROSS JOIN p
+ WHERE b.status = 'active' AND b.valid_from <= $2 AND (b.valid_until IS NULL OR b.valid_until >= $2)
+   AND ($3::text IS NULL OR b.code = $3)
+ ORDER BY b.sort_order, b.id
+
+-- name: benefit_reviewing_org
+-- The org that reviews this member's application for a benefit dated $3, with its path; none: no row.
+SELECT o.id, o.path, o.name, o.kind FROM orgs o WHERE o.id = benefit_reviewing_org($1, $2, $3)

@@ -18,13 +18,13 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.response import Redirect, Template
 
-from merchants.pages import AnyRequest, alert, lang_of, local_time, page
 from merchants.repository import queries as merchant_queries
 from unioncard import i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.db import Queries
 from unioncard.errors import DomainError
 from unioncard.money import format_yuan
+from unioncard.pages import AnyRequest, alert, lang_of, local_time, page
 
 queries = Queries(Path(__file__).parent / "backoffice_queries.sql")
 MERCHANT_ADMIN = requires(Role.MERCHANT_ADMIN)

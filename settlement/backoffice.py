@@ -16,13 +16,13 @@ from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from merchants.backoffice import MERCHANT_ADMIN, SalesFilter, merchant_of, office_error, office_page, sales_totals
-from merchants.pages import AnyRequest, field, lang_of, local_time
 from settlement import rules, service
 from settlement.model import CLASSES
 from unioncard import clock, i18n
 from unioncard.auth import Principal
 from unioncard.db import Queries
 from unioncard.errors import DomainError
+from unioncard.pages import AnyRequest, field, lang_of, local_time
 
 queries = Queries(Path(__file__).parent / "backoffice_queries.sql")
 LATEST = 5

@@ -13,7 +13,6 @@ from litestar.datastructures import State, UploadFile
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
-from merchants.pages import lang_of, local_time, page
 from settlement import batches, charts, rules, service
 from settlement.backoffice import add_recorded, local_today
 from settlement.batch_api import app_rail, bank_file_response
@@ -27,6 +26,7 @@ from unioncard import i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.db import Queries
 from unioncard.errors import DomainError
+from unioncard.pages import lang_of, local_time, page
 
 i18n.extend(MESSAGES)
 queries = Queries(Path(__file__).parent / "console_queries.sql")

@@ -9,11 +9,11 @@ from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.response import Template
 
-from merchants.pages import lang_of, page, page_error
 from settlement import statement_text, statements
 from settlement.rules import add_months
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
+from unioncard.pages import lang_of, page, page_error
 
 READERS = requires(Role.FINANCE_OFFICER, Role.FEDERATION_ADMIN, Role.MERCHANT_ADMIN)
 

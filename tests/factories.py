@@ -34,6 +34,7 @@ class World:
     org_ids: dict[str, int]
     cards: dict[str, str] = field(default_factory=dict)
     card_ids: dict[str, int] = field(default_factory=dict)
+    member_ids: dict[str, int] = field(default_factory=dict)
     merchants: dict[str, int] = field(default_factory=dict)
     terminals: dict[str, dict[str, str]] = field(default_factory=dict)
     terminal_ids: dict[str, int] = field(default_factory=dict)
@@ -76,8 +77,18 @@ async def add_card(
     org: str = "east",
     tier: str = "普通职工",
     expires_on: str = "2030-12-31",
+    pin: str | None = None,
+    tags: list[str] | None = None,
+    joined_on: str | None = None,
 ) -> str:
+    """A member of `org` with a card; `pin` lets them sign in on the member pages. The card number."""
     number = card_number()
+    card: dict[str, Any] = {"number": number, "expires_on": expires_on, "tier": tier}
+    if pin is not None:
+        card["pin"] = pin
+    extra: dict[str, Any] = {"tags": tags or []}
+    if joined_on is not None:
+        extra["joined_on"] = joined_on
     member = await ok(
         await client.post(
             "/api/admin/v1/members",
@@ -86,12 +97,14 @@ async def add_card(
                 "org_id": world.org_ids[org],
                 "name": f"张{label}",
                 "national_id": national_id(),
-                "card": {"number": number, "expires_on": expires_on, "tier": tier},
+                "card": card,
+                **extra,
             },
         )
     )
     world.cards[label] = number
     world.card_ids[label] = member["card"]["id"]
+    world.member_ids[label] = member["id"]
     return number
 
 

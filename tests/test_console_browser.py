@@ -28,8 +28,6 @@ SHOTS_DIR = "/tmp/shots/console"  # unless $UNIONCARD_SCREENSHOTS says otherwise
 SHOPS = {"a": ("east", "supermarket", 300_000), "b": ("west", "restaurant", 200_000), "c": ("east", "pharmacy", None)}
 
 
-
-
 async def setup_month(client: AsyncTestClient, dsn: str) -> tuple[World, dict[str, Any]]:
     """Three shops in two towns sell through last month; shop a claims its sales (plus one unknown line)."""
     world = await make_world(client, dsn)

@@ -37,8 +37,6 @@ SHARED_FIXTURES = (api, shop)  # pytest finds them here by name: the batch tests
 SHOTS_DIR = "/tmp/shots/statements"  # unless $UNIONCARD_SCREENSHOTS says otherwise
 
 
-
-
 @dataclass
 class Month:
     """The booking month the test ran in, the one before, and what the ledger should say at its end (owed, fen)."""

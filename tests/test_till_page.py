@@ -14,6 +14,7 @@ from tests.factories import World, add_card, add_merchant, add_staff_login, make
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio]
 
+
 @pytest.fixture
 async def world(client: AsyncTestClient, dsn: str) -> World:
     w = await make_world(client, dsn)

@@ -118,11 +118,13 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
         finally:
             await app.state.pool.close()
 
+    import cards
     import merchants
     import settlement
 
     template_dirs: list[Path | os.PathLike[Any] | str] = [
         WEB_DIR / "templates",
+        Path(cards.__file__).parent / "templates",
         Path(merchants.__file__).parent / "templates",
         Path(settlement.__file__).parent / "templates",
     ]

@@ -58,6 +58,16 @@ TITLES: dict[str, tuple[str, str]] = {
 }
 
 
+def extend(codes: dict[str, tuple[int, str, str]]) -> None:
+    """Add a feature's codes as {code: (HTTP status, zh-CN title, English title)}; a code defined twice is a bug."""
+    clashes = sorted(set(codes) & set(STATUS_BY_CODE))
+    if clashes:
+        raise KeyError(f"error codes defined twice: {', '.join(clashes)}")
+    for code, (status, zh, en) in codes.items():
+        STATUS_BY_CODE[code] = status
+        TITLES[code] = (zh, en)
+
+
 class DomainError(Exception):
     """An expected outcome with a stable code; leaves as problem+json."""
 

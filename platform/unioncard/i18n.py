@@ -19,6 +19,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sign_out": ("退出", "Sign out"),
     "merchant_backoffice_link": ("商户后台", "Merchant back office"),
     "finance_console_link": ("财务结算台", "Finance console"),
+    # the member's pages: their tabs
+    "member_tabs": ("会员导航", "Member pages"),
+    "member_tab_card": ("我的卡", "My card"),
+    "member_tab_merchants": ("优惠商户", "Shops"),
+    "member_tab_benefits": ("福利", "Benefits"),
+    "member_tab_applications": ("我的申请", "Applications"),
     # the till
     "till_title": ("收银台", "Till"),
     "till_login_title": ("收银台登录", "Till sign-in"),

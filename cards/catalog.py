@@ -1,0 +1,84 @@
+"""The benefits catalog: what a member may have, and who reviews an application for it on a date.
+
+Merchant offers are part of what a member sees, but they live in the contracts (merchants/); the
+catalog never copies them. Grants, health checks, the loan subsidy and service centres are rows of
+`benefits`, each with zh-CN and English text, eligibility, amounts, caps and review levels by date.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from cards.repository import queries
+from unioncard import errors
+from unioncard.errors import DomainError
+
+KINDS = ("special_protection", "health_check", "loan_subsidy", "service_centre", "custom")
+# Why a member may not have a benefit; each has a sentence in the pages' i18n as unmet_<reason>.
+UNMET_REASONS = ("tier", "tags", "org", "membership_months")
+
+errors.extend(
+    {
+        "benefit_not_found": (404, "没有这项福利", "No such benefit"),
+        "member_not_found": (404, "会员不存在", "No such member"),
+        "benefit_not_eligible": (422, "不符合申请条件", "Not eligible for this benefit"),
+        "no_reviewing_org": (409, "暂无受理单位", "No org reviews this benefit for this member on that date"),
+    }
+)
+
+
+async def member_profile(conn: asyncpg.Connection | asyncpg.Pool, member_id: int) -> dict[str, Any]:
+    """The member's org, tags, membership date and card. Raises DomainError member_not_found."""
+    row = await conn.fetchrow(queries.member_profile, member_id)
+    if row is None:
+        raise DomainError("member_not_found")
+    return dict(row)
+
+
+async def benefits_for_member(
+    conn: asyncpg.Connection | asyncpg.Pool, member_id: int, on: date, kind: str | None = None
+) -> list[dict[str, Any]]:
+    """Every benefit in force on `on`, each with `unmet` (what this member lacks; empty: eligible)."""
+    rows = [dict(row) for row in await conn.fetch(queries.benefits_for_member, member_id, on, None)]
+    return [row for row in rows if kind is None or row["kind"] == kind]
+
+
+async def benefit_for_member(
+    conn: asyncpg.Connection | asyncpg.Pool, member_id: int, code: str, on: date
+) -> dict[str, Any]:
+    """One benefit with this member's `unmet` reasons. Raises DomainError benefit_not_found."""
+    row = await conn.fetchrow(queries.benefits_for_member, member_id, on, code)
+    if row is None:
+        raise DomainError("benefit_not_found")
+    return dict(row)
+
+
+async def require_eligible(
+    conn: asyncpg.Connection | asyncpg.Pool, member_id: int, code: str, on: date
+) -> dict[str, Any]:
+    """The benefit, if this member may have it on `on`. Raises benefit_not_found or benefit_not_eligible."""
+    benefit = await benefit_for_member(conn, member_id, code, on)
+    if benefit["unmet"]:
+        raise DomainError("benefit_not_eligible", reasons=list(benefit["unmet"]))
+    return benefit
+
+
+async def reviewing_org(
+    conn: asyncpg.Connection | asyncpg.Pool, benefit_id: int, member_org_id: int, on: date
+) -> dict[str, Any]:
+    """The org that reviews an application dated `on`: the member's ancestor of the level in force then.
+
+    Raises DomainError no_reviewing_org when the benefit has no level then or the branch lacks that level.
+    """
+    row = await conn.fetchrow(queries.benefit_reviewing_org, benefit_id, member_org_id, on)
+    if row is None:
+        raise DomainError("no_reviewing_org")
+    return dict(row)
+
+
+def text_of(benefit: dict[str, Any], lang: str, field: str) -> str:
+    """A benefit's name/summary/details in the page's language."""
+    return str(benefit[f"{field}_en" if lang == "en" else f"{field}_zh"])
