@@ -9,8 +9,8 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from cards import admin
-from cards.model import CardStatusIn, MemberIn, OrgIn
+from cards import admin, catalog
+from cards.model import BenefitIn, CardStatusIn, MemberIn, OrgIn
 from unioncard.auth import Principal, Role, requires
 
 ADMIN = requires(Role.FEDERATION_ADMIN)
@@ -57,6 +57,20 @@ class CardAdminController(Controller):
     async def member_code(self, card_id: int, principal: Principal, state: State) -> dict[str, Any]:
         """A signed dynamic code for the card, valid for a minute."""
         return await admin.issue_code(state.pool, state.settings, principal, card_id)
+
+
+class CatalogAdminController(Controller):
+    path = "/api/admin/v1/benefits"
+    tags = ["admin: catalog"]
+
+    @post("/", operation_id="createBenefit", guards=[ADMIN])
+    async def create(self, data: BenefitIn, principal: Principal, state: State) -> dict[str, Any]:
+        """A catalog entry: text in zh-CN and English, eligibility, amounts, caps, quota, review levels by date."""
+        return await catalog.create_benefit(state.pool, principal, data)
+
+    @get("/", operation_id="listBenefits", guards=[TREE_READERS])
+    async def list_benefits(self, state: State) -> list[dict[str, Any]]:
+        return await catalog.list_benefits(state.pool)
 
 
 class LedgerController(Controller):

@@ -11,9 +11,12 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+import msgspec
 
+from cards.model import BenefitIn
 from cards.repository import queries
-from unioncard import errors
+from unioncard import audit, errors
+from unioncard.auth import Principal
 from unioncard.errors import DomainError
 
 KINDS = ("special_protection", "health_check", "loan_subsidy", "service_centre", "custom")
@@ -77,6 +80,44 @@ async def reviewing_org(
     if row is None:
         raise DomainError("no_reviewing_org")
     return dict(row)
+
+
+async def create_benefit(pool: asyncpg.Pool, principal: Principal, data: BenefitIn) -> dict[str, Any]:
+    """A catalog entry with its review levels, audited. Raises DomainError validation_failed or conflict."""
+    problems = []
+    if data.amount_minor is not None and data.amount_max_minor is not None:
+        problems.append({"field": "amount_max_minor", "message": "a fixed amount or a maximum, not both"})
+    if data.valid_until is not None and data.valid_until < data.valid_from:
+        problems.append({"field": "valid_until", "message": "ends before it starts"})
+    dates = [level.effective_from for level in data.review_levels]
+    if len(set(dates)) != len(dates):
+        problems.append({"field": "review_levels", "message": "two levels take effect on the same date"})
+    if problems:
+        raise DomainError("validation_failed", problems[0]["message"], errors=problems)
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            benefit_id = await conn.fetchval(
+                queries.benefit_insert,
+                data.code, data.kind, data.name_zh, data.name_en, data.summary_zh, data.summary_en,
+                data.details_zh, data.details_en, data.amount_minor, data.amount_max_minor, data.currency,
+                data.eligible_tiers, data.eligible_tags, data.eligible_org_ids, data.membership_months_min,
+                data.per_year_max, data.per_lifetime_max, data.yearly_quota, data.needs_invoice,
+                data.valid_from, data.valid_until, data.sort_order,
+            )  # fmt: skip
+        except asyncpg.UniqueViolationError as exc:
+            raise DomainError("conflict", f"a benefit with code {data.code!r} exists") from exc
+        for level in data.review_levels:
+            await conn.execute(queries.benefit_review_level_insert, benefit_id, level.effective_from, level.org_kind)
+        await audit.record(conn, principal, "benefit.create", f"benefit:{benefit_id}", code=data.code)
+    return (await list_benefits(pool, data.code))[0]
+
+
+async def list_benefits(pool: asyncpg.Pool, code: str | None = None) -> list[dict[str, Any]]:
+    """The catalog as the admin API shows it, review levels included."""
+    rows = [dict(row) for row in await pool.fetch(queries.benefit_list, code)]
+    for row in rows:
+        row["review_levels"] = msgspec.json.decode(row["review_levels"])
+    return rows
 
 
 def text_of(benefit: dict[str, Any], lang: str, field: str) -> str:

@@ -39,3 +39,41 @@ class MemberIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class CardStatusIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     status: CardStatus
     reason: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
+BenefitKind = Literal["special_protection", "health_check", "loan_subsidy", "service_centre", "custom"]
+OrgKind = Literal["federation", "district", "town", "village"]
+Text = Annotated[str, msgspec.Meta(max_length=4000)]
+
+
+class ReviewLevelIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    effective_from: date
+    org_kind: OrgKind
+
+
+class BenefitIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A catalog entry; the review levels say which level of the tree reviews it from which date."""
+
+    code: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_-]{1,39}$")]
+    kind: BenefitKind
+    name_zh: Name
+    name_en: Name
+    summary_zh: Text = ""
+    summary_en: Text = ""
+    details_zh: Text = ""
+    details_en: Text = ""
+    amount_minor: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    amount_max_minor: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "CNY"
+    eligible_tiers: list[Name] | None = None
+    eligible_tags: list[Name] | None = None
+    eligible_org_ids: list[int] | None = None
+    membership_months_min: Annotated[int, msgspec.Meta(ge=0, le=600)] = 0
+    per_year_max: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    per_lifetime_max: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    yearly_quota: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    needs_invoice: bool = False
+    valid_from: date = date(2000, 1, 1)
+    valid_until: date | None = None
+    sort_order: int = 100
+    review_levels: list[ReviewLevelIn] = []

@@ -118,3 +118,29 @@ SELECT b.id, b.code, b.kind, b.name_zh, b.name_en, b.summary_zh, b.summary_en, b
 -- name: benefit_reviewing_org
 -- The org that reviews this member's application for a benefit dated $3, with its path; none: no row.
 SELECT o.id, o.path, o.name, o.kind FROM orgs o WHERE o.id = benefit_reviewing_org($1, $2, $3)
+
+-- name: benefit_insert
+-- A catalog entry.
+INSERT INTO benefits (code, kind, name_zh, name_en, summary_zh, summary_en, details_zh, details_en,
+                      amount_minor, amount_max_minor, currency, eligible_tiers, eligible_tags, eligible_org_ids,
+                      membership_months_min, per_year_max, per_lifetime_max, yearly_quota, needs_invoice,
+                      valid_from, valid_until, sort_order)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+RETURNING id
+
+-- name: benefit_review_level_insert
+-- The level that reviews a benefit from a date.
+INSERT INTO benefit_review_levels (benefit_id, effective_from, org_kind) VALUES ($1, $2, $3)
+
+-- name: benefit_list
+-- The whole catalog with its review levels, for the admin API.
+SELECT b.id, b.code, b.kind, b.name_zh, b.name_en, b.summary_zh, b.summary_en, b.amount_minor,
+       b.amount_max_minor, b.currency, b.eligible_tiers, b.eligible_tags, b.eligible_org_ids,
+       b.membership_months_min, b.per_year_max, b.per_lifetime_max, b.yearly_quota, b.needs_invoice,
+       b.valid_from, b.valid_until, b.status, b.sort_order,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('effective_from', r.effective_from, 'org_kind', r.org_kind)
+                                  ORDER BY r.effective_from)
+                   FROM benefit_review_levels r WHERE r.benefit_id = b.id), '[]'::jsonb)::text AS review_levels
+  FROM benefits b
+ WHERE ($1::text IS NULL OR b.code = $1)
+ ORDER BY b.sort_order, b.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -178,3 +179,22 @@ async def sign_in_staff(client: AsyncTestClient, email: str, password: str = "s3
     response = await client.post("/login", data={"email": email, "password": password}, follow_redirects=False)
     assert response.status_code == 303, response.text
     return response.headers["location"]
+
+
+async def add_benefit(
+    conn: asyncpg.Connection, code: str, kind: str, *, review_levels: dict[str, str] | None = None, **columns: Any
+) -> int:
+    """A catalog row (columns of `benefits`; zh/en names default from the code) and its review levels
+    ({"2026-01-01": "district", "2026-10-01": "town"}); the benefit's id."""
+    values: dict[str, Any] = {"name_zh": f"福利{code}", "name_en": f"Benefit {code}", **columns}
+    names = ", ".join(["code", "kind", *values])
+    marks = ", ".join(f"${i}" for i in range(1, len(values) + 3))
+    benefit_id = await conn.fetchval(
+        f"INSERT INTO benefits ({names}) VALUES ({marks}) RETURNING id", code, kind, *values.values()
+    )
+    for effective_from, org_kind in (review_levels or {}).items():
+        await conn.execute(
+            "INSERT INTO benefit_review_levels (benefit_id, effective_from, org_kind) VALUES ($1, $2, $3)",
+            benefit_id, date.fromisoformat(effective_from), org_kind,
+        )  # fmt: skip
+    return benefit_id  # type: ignore[no-any-return]

@@ -84,7 +84,13 @@ async def healthz(state: State) -> Response[dict[str, Any]]:
 
 def create_app(settings: Settings | None = None, dsn: str | None = None) -> Litestar:
     """Build the whole app; `dsn` overrides settings.database_url (tests, the CLI)."""
-    from cards.api import CardAdminController, ImportController, LedgerController, OrgAdminController
+    from cards.api import (
+        CardAdminController,
+        CatalogAdminController,
+        ImportController,
+        LedgerController,
+        OrgAdminController,
+    )
     from cards.benefits_api import BenefitsController
     from merchants.api import (
         MerchantAdminController,
@@ -136,6 +142,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             TerminalAdminController,
             OrgAdminController,
             CardAdminController,
+            CatalogAdminController,
             LedgerController,
             ImportController,
             MerchantImportController,
