@@ -13,7 +13,7 @@ from litestar.datastructures import State, UploadFile
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
-from settlement import batches, charts, rules, service
+from settlement import batches, rules, service
 from settlement.backoffice import add_recorded, local_today
 from settlement.batch_api import app_rail, bank_file_response
 from settlement.batches import BatchIn, ConfirmPaidIn, ExcludedLineIn
@@ -22,7 +22,7 @@ from settlement.console_text import MESSAGES
 from settlement.model import CLASSES
 from settlement.rails import BankFileRail
 from settlement.rules import add_months
-from unioncard import i18n
+from unioncard import charts, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.db import Queries
 from unioncard.errors import DomainError

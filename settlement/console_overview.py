@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from settlement import charts
+from unioncard import charts
 from unioncard.db import Queries
 from unioncard.money import format_yuan_grouped as yuan
 

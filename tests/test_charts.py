@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from settlement import charts
+from unioncard import charts
 from unioncard.money import format_yuan_grouped
 
 SVG = "{http://www.w3.org/2000/svg}"

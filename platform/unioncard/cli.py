@@ -213,6 +213,17 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return run_bench(args, settings)
 
 
+def cmd_bench_pages(args: argparse.Namespace, settings: Settings) -> int:
+    from unioncard.bench.pages import run_bench_pages
+
+    if settings.database_url and not args.skip_demo and not args.reset:
+        print(
+            "bench loads the demo, replacing everything in the database: add --reset (or --skip-demo)", file=sys.stderr
+        )
+        return 2
+    return run_bench_pages(args, settings)
+
+
 def cmd_bench_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from unioncard.bench.reconcile import run_bench_reconcile
 
@@ -276,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     till.add_argument("--reset", action="store_true", help="confirm replacing a DATABASE_URL database with the demo")
     till.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
     till.set_defaults(func=cmd_bench)
+    pages = bench_sub.add_parser("pages", help="members open the catalog, card and shops pages under load")
+    pages.add_argument("--connections", type=int, default=64)
+    pages.add_argument("--seconds", type=float, default=15)
+    pages.add_argument("--workers", type=int, default=2)
+    pages.add_argument("--members", type=int, default=5000, help="members signed in, one picked per request")
+    pages.add_argument("--page", action="append", help="a path to drive (repeatable); default: catalog, card, shops")
+    pages.add_argument("--scale", type=float, default=1.0)
+    pages.add_argument("--skip-demo", action="store_true", help="reuse the loaded demo")
+    pages.add_argument("--reset", action="store_true", help="confirm replacing a DATABASE_URL database with the demo")
+    pages.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
+    pages.set_defaults(func=cmd_bench_pages)
     reconcile = bench_sub.add_parser("reconcile", help="N claim lines against N sales, beside bare COPY + SQL")
     reconcile.add_argument("--lines", type=int, default=1_000_000)
     reconcile.add_argument("--merchants", type=int, default=100, help="sales and claims spread over this many")
