@@ -1,0 +1,405 @@
+"""Grant applications: a member applies, the reviewing org of the application's date decides, each step audited.
+
+A grant is a special-protection benefit (hospitalization, serious illness, work injury) or a custom one. The
+application is routed when submitted to the org that reviews that benefit for the member's part of the tree on
+the local date of submission (cards.catalog.reviewing_org); a reviewer sees and acts on those routed into their
+subtree only. Payment is settlement's (settlement/grant_payouts.py), which moves approved applications on to
+disbursed, paid or failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import msgspec
+
+from cards import catalog
+from unioncard import audit, errors
+from unioncard.auth import Principal, Role
+from unioncard.db import Queries
+from unioncard.errors import DomainError
+from unioncard.ids import mask_card
+from unioncard.money import AMOUNT_MINOR_MAX
+
+queries = Queries(Path(__file__).parent / "application_queries.sql")
+
+GRANT_KINDS = frozenset({"special_protection", "custom"})
+STATUSES = ("submitted", "under_review", "approved", "rejected", "disbursed", "paid", "failed")
+REVIEWABLE = ("submitted", "under_review")
+REVIEWERS = frozenset({Role.ORG_REVIEWER, Role.FEDERATION_ADMIN})
+MEMBER_LIST_MAX = 200
+PAGE_LIMIT_MAX = 500
+NOTE_MAX = 500
+DETAIL_KEYS_MAX = 20
+
+errors.extend(
+    {
+        "application_not_found": (404, "申请不存在", "No such application"),
+        "benefit_not_applicable": (422, "该福利不通过申请办理", "This benefit is not applied for as a grant"),
+        "benefit_cap_reached": (
+            409,
+            "已达到该福利的申请次数上限",
+            "The limit of applications for this benefit is reached",
+        ),
+        "invoice_already_claimed": (409, "该发票已申领过", "This invoice has already been claimed"),
+        "application_status_conflict": (
+            409,
+            "申请当前状态不允许此操作",
+            "The application's status does not allow this",
+        ),
+    }
+)
+
+Short = Annotated[str, msgspec.Meta(max_length=200)]
+DetailValue = Annotated[str, msgspec.Meta(max_length=NOTE_MAX)] | Annotated[int, msgspec.Meta(ge=0, le=10_000)]
+
+
+class InvoiceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    issuer: Short
+    number: Annotated[str, msgspec.Meta(max_length=64)]
+    amount_minor: Annotated[int, msgspec.Meta(gt=0, le=AMOUNT_MINOR_MAX)]
+    issued_on: date
+
+
+class PayeeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The member's bank account the grant is paid to."""
+
+    name: Short
+    account: Annotated[str, msgspec.Meta(max_length=40)]
+    bank: Short
+
+
+class ApplicationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An application for a grant; amount_minor is needed (up to the benefit's maximum) unless the amount is fixed.
+
+    details: free text and numbers, e.g. {"hospital": "…", "days_in_hospital": 6, "diagnosis": "…"}.
+    """
+
+    benefit_code: Annotated[str, msgspec.Meta(max_length=40)]
+    payee: PayeeIn
+    amount_minor: Annotated[int, msgspec.Meta(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
+    invoice: InvoiceIn | None = None
+    details: dict[Annotated[str, msgspec.Meta(max_length=40)], DetailValue] = {}
+
+
+class ApproveIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The amount approved (at most the amount requested; none: as requested) and a note."""
+
+    amount_minor: Annotated[int, msgspec.Meta(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
+    note: Annotated[str, msgspec.Meta(max_length=NOTE_MAX)] = ""
+
+
+class RejectIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(max_length=NOTE_MAX)]
+
+
+# ------------------------------------------------------------------ submission
+
+
+def local_date(now: datetime, timezone: str) -> date:
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def normalize_invoice_number(text: str) -> str:
+    """As printed, whatever the typing: half-width, upper case, no spaces."""
+    return "".join(unicodedata.normalize("NFKC", text).split()).upper()
+
+
+def normalize_account(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split()).replace("-", "")
+
+
+def _problem(field: str, key: str, message: str) -> dict[str, str]:
+    return {"field": field, "key": key, "message": message}
+
+
+def check_application(benefit: dict[str, Any], data: ApplicationIn, applied_on: date) -> int:
+    """The amount requested, once the input fits the benefit. Raises DomainError validation_failed (all problems)."""
+    problems = []
+    fixed, most = benefit["amount_minor"], benefit["amount_max_minor"]
+    amount = fixed if fixed is not None else data.amount_minor
+    if fixed is not None and data.amount_minor not in (None, fixed):
+        problems.append(_problem("amount", "appl_err_amount_fixed", "this benefit pays a fixed amount"))
+    elif amount is None:
+        problems.append(_problem("amount", "appl_err_amount_missing", "the amount requested is needed"))
+    elif most is not None and amount > most:
+        problems.append(_problem("amount", "appl_err_amount_over_max", "more than this benefit pays at most"))
+    if benefit["needs_invoice"]:
+        problems += _invoice_problems(data.invoice, applied_on)
+        if data.invoice is not None and fixed is None and amount is not None and amount > data.invoice.amount_minor:
+            problems.append(_problem("amount", "appl_err_amount_over_invoice", "more than the invoice"))
+    payee = data.payee
+    for name in ("name", "bank"):
+        if not getattr(payee, name).strip():
+            problems.append(_problem(f"payee_{name}", f"appl_err_payee_{name}", f"the payee's {name} is needed"))
+    account = normalize_account(payee.account)
+    if not (account.isascii() and account.isdigit() and 8 <= len(account) <= 30):
+        problems.append(_problem("payee_account", "appl_err_payee_account", "a bank account is 8 to 30 digits"))
+    if len(data.details) > DETAIL_KEYS_MAX:
+        problems.append(_problem("details", "appl_err_details", f"at most {DETAIL_KEYS_MAX} details"))
+    if problems:
+        raise DomainError("validation_failed", problems[0]["message"], errors=problems)
+    if amount is None:  # unreachable: a missing amount is a problem above
+        raise RuntimeError("an application without an amount passed its checks")
+    return int(amount)
+
+
+def _invoice_problems(invoice: InvoiceIn | None, applied_on: date) -> list[dict[str, str]]:
+    if invoice is None:
+        return [_problem("invoice", "appl_err_invoice_missing", "this benefit needs the invoice's details")]
+    problems = []
+    if not invoice.issuer.strip():
+        problems.append(_problem("invoice_issuer", "appl_err_invoice_issuer", "the invoice's issuer is needed"))
+    if not normalize_invoice_number(invoice.number):
+        problems.append(_problem("invoice_number", "appl_err_invoice_number", "the invoice's number is needed"))
+    if invoice.issued_on > applied_on:
+        problems.append(_problem("invoice_date", "appl_err_invoice_date", "the invoice is dated in the future"))
+    return problems
+
+
+def request_hash(data: ApplicationIn) -> bytes:
+    return hashlib.sha256(msgspec.json.encode(data)).digest()
+
+
+async def submit(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    data: ApplicationIn,
+    *,
+    now: datetime,
+    timezone: str,
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Submit a member's application dated `now`'s local date; (the application, replayed).
+
+    The same idempotency key with the same input answers the first application (replayed True). One member's
+    submissions queue on the member row, so the caps hold under concurrency. Raises DomainError forbidden,
+    idempotency_key_reused, benefit_not_found, benefit_not_eligible, benefit_not_applicable, validation_failed,
+    no_reviewing_org, benefit_cap_reached (with `cap` and `limit`), invoice_already_claimed.
+    """
+    member_id = _member_of(principal)
+    applied_on = local_date(now, timezone)
+    digest = request_hash(data)
+    try:
+        async with conn.transaction():
+            await conn.execute(queries.member_lock, member_id)
+            if idempotency_key:
+                earlier = await conn.fetchrow(queries.application_by_key, member_id, idempotency_key)
+                if earlier is not None:
+                    if earlier["request_hash"] != digest:
+                        raise DomainError("idempotency_key_reused")
+                    return await _view(conn, earlier["id"]), True
+            application_id = await _insert(conn, principal, data, applied_on, now, idempotency_key, digest)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "applications_invoice_key":
+            raise DomainError("invoice_already_claimed", field="invoice_number") from exc
+        raise
+    return await _view(conn, application_id), False
+
+
+async def _insert(
+    conn: asyncpg.Connection, principal: Principal, data: ApplicationIn, applied_on: date, now: datetime,
+    idempotency_key: str | None, digest: bytes,
+) -> int:  # fmt: skip
+    member_id = _member_of(principal)
+    benefit = await catalog.require_eligible(conn, member_id, data.benefit_code, applied_on)
+    if benefit["kind"] not in GRANT_KINDS:
+        raise DomainError("benefit_not_applicable", kind=benefit["kind"])
+    amount = check_application(benefit, data, applied_on)
+    profile = await catalog.member_profile(conn, member_id)
+    org = await catalog.reviewing_org(conn, benefit["id"], profile["org_id"], applied_on)
+    counts = await conn.fetchrow(queries.cap_counts, member_id, benefit["id"], applied_on)
+    for cap, used in (("per_year_max", counts["this_year"]), ("per_lifetime_max", counts["lifetime"])):
+        if benefit[cap] is not None and used >= benefit[cap]:
+            raise DomainError("benefit_cap_reached", cap=cap, limit=benefit[cap])
+    invoice = data.invoice if benefit["needs_invoice"] else None
+    payee = data.payee
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        queries.application_insert,
+        member_id, benefit["id"], applied_on, org["id"], org["path"], amount, benefit["currency"],
+        invoice.issuer.strip() if invoice else None,
+        normalize_invoice_number(invoice.number) if invoice else None,
+        invoice.amount_minor if invoice else None, invoice.issued_on if invoice else None,
+        msgspec.json.encode(_clean_details(data.details)).decode(),
+        payee.name.strip(), normalize_account(payee.account), payee.bank.strip(), idempotency_key or None, digest,
+        now, principal.actor,
+    )  # fmt: skip
+
+
+def _clean_details(details: dict[str, Any]) -> dict[str, Any]:
+    cleaned = {key.strip(): value.strip() if isinstance(value, str) else value for key, value in details.items()}
+    return {key: value for key, value in cleaned.items() if key and value != ""}
+
+
+# ------------------------------------------------------------------ the member's own
+
+
+async def list_mine(conn: asyncpg.Connection, principal: Principal) -> list[dict[str, Any]]:
+    """The member's applications, newest first."""
+    rows = await conn.fetch(queries.applications_of_member, _member_of(principal), MEMBER_LIST_MAX)
+    return [_encode(dict(row)) for row in rows]
+
+
+async def get_mine(conn: asyncpg.Connection, principal: Principal, application_id: int) -> dict[str, Any]:
+    """One of the member's applications with its history; another's is not found. Raises application_not_found."""
+    application = await _view(conn, application_id)
+    if application["member_id"] != _member_of(principal):
+        raise DomainError("application_not_found")
+    return application
+
+
+def _member_of(principal: Principal) -> int:
+    if principal.role != Role.MEMBER or principal.member_id is None:
+        raise DomainError("forbidden", "applications are submitted by members")
+    return principal.member_id
+
+
+# ------------------------------------------------------------------ review
+
+
+def review_scope(principal: Principal) -> str | None:
+    """The path prefix a reviewer's lists are limited to; None: everywhere (federation admin, finance)."""
+    if principal.role in (Role.FEDERATION_ADMIN, Role.FINANCE_OFFICER):
+        return None
+    if principal.role == Role.ORG_REVIEWER and principal.org_path:
+        return principal.org_path
+    raise DomainError("forbidden", "reviewing needs an org reviewer")
+
+
+async def list_for_review(
+    conn: asyncpg.Connection, principal: Principal, status: str | None, after_id: int, limit: int
+) -> dict[str, Any]:
+    """Applications routed into the caller's subtree, of one status or all, by id; with counts per status."""
+    scope = review_scope(principal)
+    status = status if status in STATUSES else None
+    limit = max(1, min(limit, PAGE_LIMIT_MAX))
+    rows = await conn.fetch(queries.review_list, scope, status, after_id, limit)
+    counts = {row["status"]: row["applications"] for row in await conn.fetch(queries.review_counts, scope)}
+    items = [_encode(dict(row)) for row in rows]
+    return {"applications": items, "counts": counts, "next_after": items[-1]["id"] if len(items) == limit else None}
+
+
+async def get_for_review(conn: asyncpg.Connection, principal: Principal, application_id: int) -> dict[str, Any]:
+    """An application with its member (card number masked) and history, if routed into the caller's subtree.
+
+    Raises DomainError application_not_found, forbidden (another subtree's).
+    """
+    review_scope(principal)
+    application = await _view(conn, application_id)
+    if not principal.may_see_org_path(application["org_path"]):
+        raise DomainError("forbidden", "this application is reviewed by another org")
+    application["payee_account"] = mask_account(application["payee_account"])
+    return application
+
+
+def mask_account(account: str) -> str:
+    """A bank account as a reviewer sees it: the last four digits (finance's bank file carries it whole)."""
+    return f"**** {account[-4:]}"
+
+
+async def open_review(
+    conn: asyncpg.Connection, principal: Principal, application_id: int, now: datetime
+) -> dict[str, Any]:
+    """submitted → under_review; one already under review stays. Raises not found, forbidden, status conflict."""
+    async with conn.transaction():
+        found = await _lock_for_review(conn, principal, application_id)
+        if found["status"] == "submitted":
+            await conn.fetch(queries.application_review_open, application_id, now, principal.actor)
+            await audit.record(conn, principal, "application.review_opened", f"application:{application_id}")
+        elif found["status"] != "under_review":
+            raise DomainError("application_status_conflict", status=found["status"])
+    return await _view(conn, application_id)
+
+
+async def approve(
+    conn: asyncpg.Connection, principal: Principal, application_id: int, data: ApproveIn, now: datetime
+) -> dict[str, Any]:
+    """Approve an amount (at most the one requested) and post Dr union:benefit_expense / Cr member grants_payable,
+    in one transaction. Raises DomainError application_not_found, forbidden, application_status_conflict,
+    validation_failed."""
+    async with conn.transaction():
+        found = await _lock_for_review(conn, principal, application_id)
+        if found["status"] not in REVIEWABLE:
+            raise DomainError("application_status_conflict", status=found["status"])
+        amount = data.amount_minor if data.amount_minor is not None else found["requested_minor"]
+        if amount > found["requested_minor"]:
+            problem = _problem("amount", "review_err_amount_over_requested", "more than the amount requested")
+            raise DomainError("validation_failed", problem["message"], errors=[problem])
+        note = data.note.strip() or None
+        posted = await conn.fetchrow(queries.application_approve, application_id, amount, now, principal.actor, note)
+        if posted is None or posted["ledger_transaction_id"] is None:
+            raise RuntimeError(f"application {application_id} locked as reviewable but not approved")
+        await audit.record(conn, principal, "application.approved", f"application:{application_id}",
+                           amount_minor=amount, ledger_transaction_id=posted["ledger_transaction_id"])  # fmt: skip
+    return await _view(conn, application_id)
+
+
+async def reject(
+    conn: asyncpg.Connection, principal: Principal, application_id: int, data: RejectIn, now: datetime
+) -> dict[str, Any]:
+    """Reject with a reason (required). Raises application_not_found, forbidden, application_status_conflict,
+    validation_failed."""
+    reason = data.reason.strip()
+    async with conn.transaction():
+        found = await _lock_for_review(conn, principal, application_id)
+        if found["status"] not in REVIEWABLE:
+            raise DomainError("application_status_conflict", status=found["status"])
+        if not reason:
+            problem = _problem("reason", "review_err_reason_missing", "a rejection needs a reason")
+            raise DomainError("validation_failed", problem["message"], errors=[problem])
+        await conn.fetch(queries.application_reject, application_id, now, principal.actor, reason)
+        await audit.record(conn, principal, "application.rejected", f"application:{application_id}", reason=reason)
+    return await _view(conn, application_id)
+
+
+async def _lock_for_review(conn: asyncpg.Connection, principal: Principal, application_id: int) -> dict[str, Any]:
+    if principal.role not in REVIEWERS:
+        raise DomainError("forbidden", "only a reviewer or a federation admin decides applications")
+    found = await conn.fetchrow(queries.application_lock, application_id)
+    if found is None:
+        raise DomainError("application_not_found")
+    if not principal.may_see_org_path(found["org_path"]):
+        raise DomainError("forbidden", "this application is reviewed by another org")
+    return dict(found)
+
+
+# ------------------------------------------------------------------ reading
+
+
+async def _view(conn: asyncpg.Connection, application_id: int) -> dict[str, Any]:
+    row = await conn.fetchrow(queries.application_get, application_id)
+    if row is None:
+        raise DomainError("application_not_found")
+    application = dict(row)
+    application["details"] = msgspec.json.decode(application["details"])
+    number = application.pop("card_number")
+    application["masked_card"] = mask_card(number) if number else None
+    application["events"] = [_encode(dict(event)) for event in await conn.fetch(queries.application_events,
+                                                                                  application_id)]  # fmt: skip
+    return _encode(application)
+
+
+def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value.isoformat() if hasattr(value, "isoformat") else value for key, value in row.items()}
+
+
+async def follow_payouts(
+    conn: asyncpg.Connection, actor: str, moves: Sequence[tuple[int, str, str | None, int | None]], now: datetime
+) -> int:
+    """Move applications after their payouts: (application id, disbursed | paid | failed, note, ledger transaction).
+
+    Call it inside the caller's transaction (settlement's, which also moves the payouts). The database refuses a
+    move the flow does not allow. The number of applications moved.
+    """
+    if not moves:
+        return 0
+    ids, statuses, notes, postings = (list(column) for column in zip(*moves, strict=True))
+    rows = await conn.fetch(queries.applications_follow, ids, statuses, notes, postings, now, actor)
+    return len(rows)
