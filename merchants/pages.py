@@ -46,7 +46,12 @@ from unioncard.pages import (
 
 RECENT_SALES = 20
 # Where each role's work is: a merchant's back office, finance's console; the others' staff home.
-HOME_BY_ROLE = {Role.MERCHANT_ADMIN: "/merchant/", Role.FINANCE_OFFICER: "/finance/"}
+HOME_BY_ROLE = {
+    Role.MERCHANT_ADMIN: "/merchant/",
+    Role.FINANCE_OFFICER: "/finance/",
+    Role.ORG_REVIEWER: "/review/",
+    Role.FEDERATION_ADMIN: "/federation/",
+}
 
 
 def sale_status(amount_minor: int, remaining_minor: int) -> str:

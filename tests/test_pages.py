@@ -198,7 +198,7 @@ async def test_staff_sign_in_good_and_bad(client: AsyncTestClient, world: World)
     bad = await client.post("/login", data={"email": "admin@test", "password": "nope"})
     assert bad.status_code == 401 and "邮箱或密码错误" in bad.text
     good = await client.post("/login", data={"email": "admin@test", "password": "pw"}, follow_redirects=False)
-    assert good.status_code == 303 and good.headers["location"] == "/staff"
+    assert good.status_code == 303 and good.headers["location"] == "/federation/"
     assert "httponly" in good.headers["set-cookie"].lower()
     home = await client.get("/staff")
     assert "总工会管理员" in home.text and "全部（总工会）" in home.text and 'href="/schema"' in home.text
@@ -208,7 +208,7 @@ async def test_staff_sign_in_good_and_bad(client: AsyncTestClient, world: World)
 
 @pytest.mark.parametrize(
     ("role", "home"),
-    [("merchant_admin", "/merchant/"), ("finance_officer", "/finance/"), ("federation_admin", "/staff")],
+    [("merchant_admin", "/merchant/"), ("finance_officer", "/finance/"), ("federation_admin", "/federation/")],
 )
 async def test_staff_land_on_their_roles_home(
     client: AsyncTestClient, world: World, dsn: str, role: str, home: str

@@ -91,7 +91,12 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
         LedgerController,
         OrgAdminController,
     )
+    from cards.application_api import application_routes
     from cards.benefits_api import BenefitsController
+    from cards.federation import FederationPages
+    from cards.health_check_pages import health_check_routes
+    from cards.loan_centre_api import loan_centre_routes
+    from cards.member_pages import member_page_routes
     from merchants.api import (
         MerchantAdminController,
         MerchantImportController,
@@ -99,12 +104,14 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
         TillController,
     )
     from merchants.backoffice import sales_pages
+    from merchants.directory import catalog_offers, directory_routes
     from merchants.lookups import LookupLimiter
     from merchants.pages import till_page_routes
     from settlement.api import ClaimController
     from settlement.backoffice import office_pages
     from settlement.batch_api import BatchController
     from settlement.console import console_routes
+    from settlement.grant_payout_api import grant_payout_routes
     from settlement.rails import rail_for
     from settlement.statement_api import StatementController
     from settlement.statement_pages import StatementPages
@@ -157,6 +164,13 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
             *sales_pages(),
             *office_pages(),
             *console_routes(),
+            *member_page_routes(),
+            *health_check_routes(),
+            *directory_routes(),
+            *application_routes(),
+            *grant_payout_routes(),
+            *loan_centre_routes(),
+            FederationPages,
             create_static_files_router(path="/static", directories=[WEB_DIR / "static"]),
         ],
         lifespan=[lifespan],
@@ -168,6 +182,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> Lite
                 "settings": settings,
                 "terminal_cache": TerminalCache(settings.terminal_cache_ttl_s),
                 "lookup_limiter": LookupLimiter(),
+                "member_offers": catalog_offers,  # the catalog shows offers from the contracts
             }
         ),
         exception_handlers={

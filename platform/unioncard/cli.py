@@ -112,7 +112,8 @@ def _print_logins(manifest: dict[str, Any]) -> None:
     staff = manifest.get("staff", [])
     # one of each role (the manifest has them all), with where it lands after signing in at /login
     shown = {member["role"]: member for member in reversed(staff)}
-    homes = {"merchant_admin": "/merchant/", "finance_officer": "/finance/"}
+    homes = {"merchant_admin": "/merchant/", "finance_officer": "/finance/", "org_reviewer": "/review/",
+             "federation_admin": "/federation/"}  # fmt: skip
     for role, member in sorted(shown.items()):
         home = f"  → {manifest['base_url']}{homes[role]}" if role in homes else ""
         print(f"staff sign-in: {member['email']} / {member['password']} ({role}){home}")
@@ -122,6 +123,9 @@ def _print_logins(manifest: dict[str, Any]) -> None:
     active = manifest.get("cards", {}).get("active", [])
     if active:
         print(f"an active card: {active[0]}")
+    for login in manifest.get("benefits", {}).get("members", [])[:3]:
+        print(f"member sign-in: {manifest['base_url']}/me/login  card {login['card_number']} PIN {login['pin']}"
+              f" ({login['kind']})")  # fmt: skip
 
 
 def cmd_admin_create(args: argparse.Namespace, settings: Settings) -> int:

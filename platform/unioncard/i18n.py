@@ -19,6 +19,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "sign_out": ("退出", "Sign out"),
     "merchant_backoffice_link": ("商户后台", "Merchant back office"),
     "finance_console_link": ("财务结算台", "Finance console"),
+    "federation_overview_link": ("年度概览", "Year overview"),
+    "grant_payouts_link": ("慰问金发放", "Grant payments"),
+    "review_link": ("申请审核", "Review applications"),
+    "loan_review_link": ("贷款贴息审核", "Review loan subsidies"),
+    "health_checks_staff_link": ("体检到检登记", "Health-check attendance"),
     # the member's pages: their tabs
     "member_tabs": ("会员导航", "Member pages"),
     "member_tab_card": ("我的卡", "My card"),

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from unioncard.demo.benefits import load_benefits
 from unioncard.demo.figures import SAMPLE_PER_STATUS, DemoError
 from unioncard.demo.merchants import draw_merchants, merchant_row
 from unioncard.demo.model import Calendar, Merchant, Sizes
@@ -126,6 +127,16 @@ def _staff(district: District, merchants: list[Merchant]) -> list[dict[str, Any]
             "display_name": "区总工会财务",
         },
     ]
+    # Hospitalization grants dated before 1 Oct were reviewed at the district; the rest at the towns.
+    staff.append(
+        {
+            "email": "reviewer-district@demo.unioncard",
+            "password": "demo-reviewer",
+            "role": "org_reviewer",
+            "org_id": district.district[0][0],
+            "display_name": "区总工会审核员",
+        }
+    )
     for number, (org_id, _, _, name, _) in enumerate(district.towns, start=1):
         staff.append(
             {
@@ -312,11 +323,13 @@ async def load_demo(
     progress: Callable[[str], None] = print,
     today: date | None = None,
     settlement: bool = True,
+    benefits: bool = True,
 ) -> dict[str, Any]:
     """Load a district at `scale` of DESIGN.md's figures, with the month of till traffic before `today`.
 
     The district in one transaction; then, with `settlement`, the month's claims and batches through
-    the settlement code (demo_settlement). Raises DemoError when the database is not empty or a check fails.
+    the settlement code (demo_settlement); then, with `benefits`, the catalog and a year of its use.
+    Raises DemoError when the database is not empty or a check fails.
     """
     if scale <= 0:
         raise ValueError(f"scale must be positive, not {scale}")
@@ -337,6 +350,9 @@ async def load_demo(
         )
         manifest["counts"] = dict(await conn.fetchrow(COUNTS_SQL))  # with the settlement's ledger postings
         steps.done("claims reconciled, batches approved and paid", made["claims"])
+    if benefits:
+        manifest["benefits"] = await load_benefits(conn, random.Random(seed + 3), cal.today, scale, steps.done)
+        manifest["counts"] = dict(await conn.fetchrow(COUNTS_SQL))  # with the grants' ledger postings
     return {
         **manifest,
         "today": cal.today.isoformat(),
