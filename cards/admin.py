@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from cards.member_auth import SIGN_IN_STATUSES
 from cards.member_code import issue_member_code
 from cards.model import CardStatusIn, MemberIn, OrgIn
 from cards.repository import queries
@@ -97,12 +98,25 @@ async def _card_in_scope(conn: asyncpg.Connection, principal: Principal, card_id
 
 
 async def set_card_status(pool: asyncpg.Pool, principal: Principal, card_id: int, data: CardStatusIn) -> dict[str, Any]:
-    """Freeze, report lost, cancel, expire or reactivate a card; the history keeps every state."""
+    """Freeze, report lost, cancel, expire or reactivate a card; the history keeps every state.
+
+    A card that can no longer sign in (lost, cancelled, expired) also ends its member's page sessions: whoever
+    holds the card must not keep seeing the member's pages, nor the code of a replacement card.
+    """
     async with pool.acquire() as conn, conn.transaction():
         await _card_in_scope(conn, principal, card_id)
         row = await conn.fetchrow(queries.card_set_status, card_id, data.status)
-        await audit.record(conn, principal, f"card.{data.status}", f"card:{card_id}", reason=data.reason)
+        ended = 0
+        if data.status not in SIGN_IN_STATUSES:
+            ended = _count(await conn.execute(queries.member_sessions_end, row["member_id"]))
+        await audit.record(conn, principal, f"card.{data.status}", f"card:{card_id}", reason=data.reason,
+                           sessions_ended=ended)  # fmt: skip
     return dict(row)
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as 'DELETE 2'."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def issue_code(pool: asyncpg.Pool, settings: Settings, principal: Principal, card_id: int) -> dict[str, Any]:

@@ -144,3 +144,7 @@ SELECT b.id, b.code, b.kind, b.name_zh, b.name_en, b.summary_zh, b.summary_en, b
   FROM benefits b
  WHERE ($1::text IS NULL OR b.code = $1)
  ORDER BY b.sort_order, b.id
+
+-- name: member_sessions_end
+-- Sign a member out everywhere (their card was lost, cancelled or expired).
+DELETE FROM sessions WHERE member_id = $1

@@ -24,7 +24,7 @@ from unioncard.auth import Principal, Role, requires
 from unioncard.db import Queries
 from unioncard.errors import DomainError
 from unioncard.money import format_yuan
-from unioncard.pages import AnyRequest, alert, lang_of, local_time, page
+from unioncard.pages import AnyRequest, alert, lang_of, local_time, page, whole_number
 
 queries = Queries(Path(__file__).parent / "backoffice_queries.sql")
 MERCHANT_ADMIN = requires(Role.MERCHANT_ADMIN)
@@ -184,7 +184,7 @@ def parse_filter(params: Any, terminal_ids: set[int]) -> tuple[SalesFilter, list
     if from_day and to_day and from_day > to_day:
         errors.append("backoffice_bad_range")
         from_day = to_day = None
-    terminal = int(text("terminal")) if text("terminal").isdigit() else None
+    terminal = whole_number(text("terminal"))
     if (text("terminal") and terminal is None) or (terminal is not None and terminal not in terminal_ids):
         errors.append("backoffice_bad_terminal")
         terminal = None

@@ -7,7 +7,6 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from litestar import Controller, Response, get, post
@@ -22,7 +21,7 @@ from unioncard import clock, i18n
 from unioncard.auth import Principal
 from unioncard.db import Queries
 from unioncard.errors import DomainError
-from unioncard.pages import AnyRequest, field, lang_of, local_time
+from unioncard.pages import AnyRequest, field, lang_of, local_time, whole_number
 
 queries = Queries(Path(__file__).parent / "backoffice_queries.sql")
 LATEST = 5
@@ -186,10 +185,6 @@ def month_bounds(today: date) -> tuple[date, date]:
     return first, rules.add_months(first, 1) - timedelta(days=1)
 
 
-def local_today(timezone: str) -> date:
-    return clock.now().astimezone(ZoneInfo(timezone)).date()
-
-
 def upload_problem(data: bytes, period: str) -> str | None:
     """The i18n key of what keeps an upload from the service: no file, or a month that is not YYYY-MM."""
     if not data.strip():
@@ -226,7 +221,7 @@ async def claims_context(
     """The claims list a page at a time, newest first, and the upload form's default month (last month)."""
     records = await conn.fetch(queries.claims_of, merchant_id, before or 2**62, CLAIMS_PAGE_SIZE + 1)
     claims = claim_rows(records[:CLAIMS_PAGE_SIZE], timezone)
-    last_month = f"{rules.add_months(local_today(timezone), -1):%Y-%m}"
+    last_month = f"{rules.add_months(clock.local_today(timezone), -1):%Y-%m}"
     more = len(records) > CLAIMS_PAGE_SIZE
     return {"claims": claims, "next_before": claims[-1]["id"] if more else None, "period": last_month}
 
@@ -248,7 +243,7 @@ async def class_lines(
         found = await service.list_unclaimed(conn, principal, claim_id, after=after or None, limit=LINES_PAGE_SIZE)
         rows, after_next = found["sales"], found["next_after"]
     else:
-        start = int(after) if after.isdigit() else 0
+        start = whole_number(after) or 0
         found = await service.list_lines(
             conn, principal, claim_id, line_class=line_class, after_line=start, limit=LINES_PAGE_SIZE
         )
@@ -269,7 +264,7 @@ class MerchantOfficePages(Controller):
     async def overview(self, request: AnyRequest, principal: Principal, state: State) -> Template:
         """This month's sales in figures, the latest claims and the latest batches with their payouts."""
         timezone, merchant_id = state.settings.timezone, merchant_of(principal)
-        first, last = month_bounds(local_today(timezone))
+        first, last = month_bounds(clock.local_today(timezone))
         async with state.pool.acquire() as conn:
             totals = await sales_totals(conn, merchant_id, SalesFilter(from_day=first, to_day=last), timezone)
             claims = claim_rows(await conn.fetch(queries.claims_of, merchant_id, 2**62, LATEST), timezone)

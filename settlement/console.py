@@ -14,7 +14,7 @@ from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
 from settlement import batches, rules, service
-from settlement.backoffice import add_recorded, local_today
+from settlement.backoffice import add_recorded
 from settlement.batch_api import app_rail, bank_file_response
 from settlement.batches import BatchIn, ConfirmPaidIn, ExcludedLineIn
 from settlement.console_overview import overview_charts
@@ -22,11 +22,11 @@ from settlement.console_text import MESSAGES
 from settlement.model import CLASSES
 from settlement.rails import BankFileRail
 from settlement.rules import add_months
-from unioncard import charts, i18n
+from unioncard import charts, clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.db import Queries
 from unioncard.errors import DomainError
-from unioncard.pages import lang_of, local_time, page
+from unioncard.pages import lang_of, local_time, page, whole_number
 
 i18n.extend(MESSAGES)
 queries = Queries(Path(__file__).parent / "console_queries.sql")
@@ -53,7 +53,7 @@ SERVICE_MESSAGES = {
 def period_of(text: str | None, timezone: str, default: date | None = None) -> date:
     """The first day of a YYYY-MM period; none means `default`, else last month. Raises validation_failed."""
     if not text:
-        return default or add_months(local_today(timezone), -1)
+        return default or add_months(clock.local_today(timezone), -1)
     try:
         return rules.parse_period(text)
     except ValueError as exc:
@@ -152,7 +152,7 @@ async def listing(
         return {"rows": found["sales"], "next_after": found["next_after"]}
     if line_class not in CLASSES:
         return None
-    start = int(after) if after.isdigit() else 0
+    start = whole_number(after) or 0
     found = await service.list_lines(conn, principal, claim_id, line_class=line_class, after_line=start,
                                      limit=PAGE_SIZE)  # fmt: skip
     return {"rows": found["lines"], "next_after": found["next_after_line"]}
@@ -369,7 +369,7 @@ class FinancePages(Controller):
     async def overview(
         self, request: AnyRequest, principal: Principal, state: State, period: str | None = None
     ) -> Template:
-        month = period_of(period, state.settings.timezone, local_today(state.settings.timezone).replace(day=1))
+        month = period_of(period, state.settings.timezone, clock.local_today(state.settings.timezone).replace(day=1))
         async with state.pool.acquire() as conn:
             found = await overview_charts(conn, i18n.translator(lang_of(request)), month, state.settings.currency)
         return finance_page(

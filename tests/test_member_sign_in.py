@@ -49,3 +49,19 @@ async def test_unknown_card_and_card_without_pin_fail_alike(client, dsn, conn: a
         with pytest.raises(DomainError) as failed:
             await member_auth.sign_in(conn, number, "123456", NOW, 3600)
         assert failed.value.code == "member_sign_in_failed" and "attempts_left" not in failed.value.extra
+
+
+async def test_a_lost_card_ends_its_members_sessions(client, dsn) -> None:
+    world = await make_world(client, dsn)
+    number = await add_card(client, world, "c", pin="135790")
+    signed_in = await client.post("/me/login", data={"card_number": number, "pin": "135790"}, follow_redirects=False)
+    assert signed_in.status_code == 303
+    assert (await client.get("/me/", follow_redirects=False)).status_code == 200
+    lost = await client.post(
+        f"/api/admin/v1/cards/{world.card_ids['c']}/status", json={"status": "lost"}, headers=world.admin
+    )
+    assert lost.status_code == 200, lost.text
+    # whoever holds the lost card is signed out, and cannot sign in with it again
+    assert (await client.get("/me/", follow_redirects=False)).headers["location"] == "/me/login"
+    again = await client.post("/me/login", data={"card_number": number, "pin": "135790"}, follow_redirects=False)
+    assert again.status_code == 401

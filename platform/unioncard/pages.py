@@ -87,6 +87,18 @@ def new_key() -> str:
 # ------------------------------------------------------------------ form input
 
 
+def whole_number(text: str | None, maximum: int = 2**63 - 1) -> int | None:
+    """A whole number typed or put in a query (ASCII digits only, at most `maximum`), else None.
+
+    str.isdigit() alone accepts '²' and full-width digits, which int() then refuses or reads.
+    """
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number <= maximum else None
+
+
 def field(form: Any, name: str) -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""

@@ -24,6 +24,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     currency: str = "CNY"
     timezone: str = "Asia/Shanghai"
     member_code_ttl_s: int = 60
+    health_check_hold_s: int = 600
+    """How long a health-check slot is held for a member to confirm it."""
     pool_min_size: int = 4
     pool_max_size: int = 16
     session_ttl_s: int = 12 * 3600
@@ -54,6 +56,7 @@ _ENV_NAMES = {
     "currency": "UNIONCARD_CURRENCY",
     "timezone": "UNIONCARD_TIMEZONE",
     "member_code_ttl_s": "UNIONCARD_MEMBER_CODE_TTL_S",
+    "health_check_hold_s": "UNIONCARD_HEALTH_CHECK_HOLD_S",
     "pool_min_size": "UNIONCARD_POOL_MIN_SIZE",
     "pool_max_size": "UNIONCARD_POOL_MAX_SIZE",
     "session_ttl_s": "UNIONCARD_SESSION_TTL_S",

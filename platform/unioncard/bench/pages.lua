@@ -17,7 +17,9 @@ end
 
 function init(args)
    path = args[1] or path
-   for line in io.lines(assert(args[2], "usage: -- PATH DATA_FILE")) do
+   local data_file = args[2]
+   assert(data_file, "usage: -- PATH DATA_FILE")
+   for line in io.lines(data_file) do
       if #line > 0 then table.insert(tokens, line) end
    end
    assert(#tokens > 0, "the data file has no session tokens")
