@@ -73,6 +73,16 @@ async def test_grants_are_routed_by_the_rule_of_their_date_and_paid(
     assert expense == 0
 
 
+async def test_no_application_history_runs_backwards(db: asyncpg.Connection) -> None:
+    backwards = await db.fetchval(
+        """SELECT count(*) FROM (
+               SELECT created_at < lag(created_at) OVER (PARTITION BY application_id ORDER BY id) AS earlier
+                 FROM application_events) e
+            WHERE earlier"""
+    )
+    assert backwards == 0
+
+
 async def test_health_checks_loans_and_centres_are_there(db: asyncpg.Connection) -> None:
     year = date.today().year
     quota = await db.fetchval("SELECT places FROM health_check_years WHERE year = $1", year)

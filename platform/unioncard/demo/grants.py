@@ -71,9 +71,10 @@ async def load_grants(conn: asyncpg.Connection, rng: random.Random, today: date,
         applied_on = min(max(applied_on, member["joined_on"]), today)  # a member applies once they are one
         application = await _submit(conn, rng, member, code, amount, applied_on, zone, number)
         approver = _reviewer_of(reviewers, application["org_path"])
-        decided = _at(applied_on + timedelta(days=rng.randint(1, 3)), zone, today)
-        await applications.approve(conn, approver, application["id"], ApproveIn(note="材料齐全，同意"), decided)
-        made.append((application["id"], applied_on))
+        decided_on = min(applied_on + timedelta(days=rng.randint(1, 3)), today)
+        await applications.approve(conn, approver, application["id"], ApproveIn(note="材料齐全，同意"),
+                                   _at(decided_on, zone, today))  # fmt: skip
+        made.append((application["id"], decided_on))
     await _pay(conn, finance, made, today, zone)
     await _leave_some_waiting(conn, rng, chosen[len(plan) :], reviewers, today, zone, len(plan))
     figures = [dict(row) for row in await conn.fetch(FIGURES_SQL, start)]
@@ -123,19 +124,20 @@ def _at(day: date, zone: ZoneInfo, today: date) -> datetime:
 
 async def _pay(conn: asyncpg.Connection, finance: Principal, made: list[tuple[int, date]], today: date,
                zone: ZoneInfo) -> None:  # fmt: skip
-    """Month by month, finance disburses the month's approvals in one bank file and confirms it paid; this
-    month's stay disbursed (with the bank) or approved (not yet in a file)."""
+    """Month by month, finance disburses the month's approvals in one bank file, the day after the last of them,
+    and confirms it paid; this month's stay disbursed (with the bank) or approved (not yet in a file)."""
     rail = BankFileRail()
     months = sorted({(day.year, day.month) for _, day in made})
     for year, month in months:
-        ids = [number for number, day in made if (day.year, day.month) == (year, month)]
+        decided = [(number, day) for number, day in made if (day.year, day.month) == (year, month)]
         this_month = (year, month) == (today.year, today.month)
         if this_month:
-            ids = ids[: len(ids) // 2]  # the rest wait for the next file
-        if not ids:
+            decided = decided[: len(decided) // 2]  # the rest wait for the next file
+        if not decided:
             continue
-        paid_on = min(date(year, month, 28), today)
-        now = _at(paid_on, zone, today)
+        ids = [number for number, _ in decided]
+        paid_on = min(max(day for _, day in decided) + timedelta(days=1), today)
+        now = datetime.combine(paid_on, time(15), zone)  # after the morning's decisions
         await grant_payouts.disburse(conn, finance, DisburseIn(application_ids=ids), rail, now)
         await grant_payouts.take_bank_file(conn, finance, rail, now)
         if not this_month:
