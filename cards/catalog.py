@@ -7,12 +7,14 @@ catalog never copies them. Grants, health checks, the loan subsidy and service c
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Any
 
 import asyncpg
 import msgspec
 
+from cards import eligibility
 from cards.model import BenefitIn
 from cards.repository import queries
 from unioncard import audit, errors
@@ -20,8 +22,6 @@ from unioncard.auth import Principal
 from unioncard.errors import DomainError
 
 KINDS = ("special_protection", "health_check", "loan_subsidy", "service_centre", "custom")
-# Why a member may not have a benefit; each has a sentence in the pages' i18n as unmet_<reason>.
-UNMET_REASONS = ("tier", "tags", "org", "membership_months")
 
 errors.extend(
     {
@@ -41,22 +41,69 @@ async def member_profile(conn: asyncpg.Connection | asyncpg.Pool, member_id: int
     return dict(row)
 
 
+async def catalog_rows(conn: asyncpg.Connection | asyncpg.Pool, code: str | None = None) -> list[dict[str, Any]]:
+    """The active catalog (or one code of it) as the eligibility rule reads it."""
+    rows = [dict(row) for row in await conn.fetch(queries.catalog_rows, code)]
+    for row in rows:
+        row["review_levels"] = list(zip(row.pop("review_dates"), row.pop("review_kinds"), strict=True))
+    return rows
+
+
+def for_member(rows: list[dict[str, Any]], profile: dict[str, Any], on: date) -> list[dict[str, Any]]:
+    """The rows in force on `on`, each with `unmet` (what this member lacks; empty: eligible) and the
+    `review_level` in force then."""
+    return [
+        {
+            **row,
+            "unmet": eligibility.unmet(row, profile, on),
+            "review_level": eligibility.review_level(row["review_levels"], on),
+        }
+        for row in rows
+        if eligibility.in_force(row, on)
+    ]
+
+
+class CatalogCache:
+    """The catalog for the member pages, read at most every `ttl_s` seconds per process: a change made in the
+    admin API shows on the pages within that time. Paths that change something read the catalog fresh."""
+
+    def __init__(self, ttl_s: float = 30.0) -> None:
+        self.ttl_s = ttl_s
+        self._rows: list[dict[str, Any]] = []
+        self._until = 0.0
+
+    async def rows(self, pool: asyncpg.Pool) -> list[dict[str, Any]]:
+        if time.monotonic() >= self._until:
+            self._rows, self._until = await catalog_rows(pool), time.monotonic() + self.ttl_s
+        return self._rows
+
+
 async def benefits_for_member(
-    conn: asyncpg.Connection | asyncpg.Pool, member_id: int, on: date, kind: str | None = None
+    conn: asyncpg.Connection | asyncpg.Pool,
+    member_id: int,
+    on: date,
+    kind: str | None = None,
+    *,
+    rows: list[dict[str, Any]] | None = None,
+    profile: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every benefit in force on `on`, each with `unmet` (what this member lacks; empty: eligible)."""
-    rows = [dict(row) for row in await conn.fetch(queries.benefits_for_member, member_id, on, None)]
-    return [row for row in rows if kind is None or row["kind"] == kind]
+    """Every benefit in force on `on`, each with `unmet` (what this member lacks; empty: eligible).
+
+    `rows` (a cached catalog) and `profile` (the member's, already read) spare their queries.
+    """
+    profile = profile or await member_profile(conn, member_id)
+    rows = rows if rows is not None else await catalog_rows(conn)
+    return [row for row in for_member(rows, profile, on) if kind is None or row["kind"] == kind]
 
 
 async def benefit_for_member(
     conn: asyncpg.Connection | asyncpg.Pool, member_id: int, code: str, on: date
 ) -> dict[str, Any]:
-    """One benefit with this member's `unmet` reasons. Raises DomainError benefit_not_found."""
-    row = await conn.fetchrow(queries.benefits_for_member, member_id, on, code)
-    if row is None:
+    """One benefit, read fresh, with this member's `unmet` reasons. Raises DomainError benefit_not_found."""
+    found = for_member(await catalog_rows(conn, code), await member_profile(conn, member_id), on)
+    if not found:
         raise DomainError("benefit_not_found")
-    return dict(row)
+    return found[0]
 
 
 async def require_eligible(

@@ -166,6 +166,11 @@ def local_today(settings: Settings) -> date:
     return clock.now().astimezone(ZoneInfo(settings.timezone)).date()
 
 
+def catalog_cache(state: State) -> catalog.CatalogCache:
+    # One per app, created on first use, so each app (and each test) reads its own database's catalog.
+    return state.setdefault("catalog_cache", catalog.CatalogCache())  # type: ignore[no-any-return]
+
+
 def page_number(text: str | None) -> int:
     """A 1-based page number from the query; anything else is the first page."""
     return int(text) if text and text.isdigit() and 0 < int(text) < 100_000 else 1
@@ -345,14 +350,18 @@ class MemberPages(Controller):
     @get("/benefits")
     async def benefits(self, request: AnyRequest, principal: Principal, state: State) -> Template:
         """What this member may have today, by kind; `all=1` adds the rest with the reason; `kind=` filters.
-        Two indexed queries (the member, the catalog); the shop offers come from the offers hook."""
+        One query (the member); the catalog is cached for a few seconds per process (catalog.CatalogCache) and
+        the offers' counts by the offers hook."""
         assert principal.member_id is not None
         lang, today = lang_of(request), local_today(state.settings)
         kind = request.query_params.get("kind") or ""
         kind = kind if kind in (*catalog.KINDS, OFFERS_KIND) else ""
         show_all = request.query_params.get("all") == "1"
         profile = await catalog.member_profile(state.pool, principal.member_id)
-        rows = [] if kind == OFFERS_KIND else await catalog.benefits_for_member(state.pool, principal.member_id, today)
+        rows = []
+        if kind != OFFERS_KIND:
+            cached = await catalog_cache(state).rows(state.pool)
+            rows = catalog.for_member(cached, profile, today)
         shown = [row for row in rows if (not kind or row["kind"] == kind) and (show_all or not row["unmet"])]
         shown.sort(key=lambda row: bool(row["unmet"]))  # stable: the catalog's order within each half
         groups: dict[str, list[dict[str, Any]]] = {}

@@ -81,38 +81,22 @@ SELECT m.id, m.name, m.org_id, o.path AS org_path, o.name AS org_name, m.tags, m
   ) c ON true
  WHERE m.id = $1
 
--- name: benefits_for_member
--- The catalog on a date with, for each benefit, what this member lacks for it (empty: they may apply).
--- $1 member id, $2 the date, $3 a benefit code or NULL for all.
-WITH p AS (
-    SELECT m.id, o.path AS org_path, m.tags, m.joined_on, c.tier
-      FROM members m
-      JOIN orgs o ON o.id = m.org_id
-      LEFT JOIN LATERAL (
-          SELECT tier FROM cards WHERE member_id = m.id ORDER BY (status = 'active') DESC, id DESC LIMIT 1
-      ) c ON true
-     WHERE m.id = $1
-)
+-- name: catalog_rows
+-- The active catalog ($1 one code, or NULL for all) with the paths of its eligible subtrees and its review
+-- levels by date, for the eligibility rule (cards/eligibility.py).
 SELECT b.id, b.code, b.kind, b.name_zh, b.name_en, b.summary_zh, b.summary_en, b.details_zh, b.details_en,
        b.amount_minor, b.amount_max_minor, b.currency, b.eligible_tiers, b.eligible_tags, b.eligible_org_ids,
+       CASE WHEN b.eligible_org_ids IS NOT NULL THEN coalesce(
+           (SELECT array_agg(o.path ORDER BY o.path) FROM orgs o WHERE o.id = ANY (b.eligible_org_ids)), '{}')
+       END AS eligible_org_paths,
        b.membership_months_min, b.per_year_max, b.per_lifetime_max, b.yearly_quota, b.needs_invoice,
        b.valid_from, b.valid_until,
-       array_remove(ARRAY[
-           CASE WHEN b.eligible_tiers IS NOT NULL AND NOT coalesce(p.tier = ANY (b.eligible_tiers), false)
-                THEN 'tier' END,
-           CASE WHEN b.eligible_tags IS NOT NULL AND NOT (p.tags && b.eligible_tags) THEN 'tags' END,
-           CASE WHEN b.eligible_org_ids IS NOT NULL AND NOT EXISTS (
-                    SELECT 1 FROM orgs r WHERE r.id = ANY (b.eligible_org_ids) AND p.org_path LIKE r.path || '%')
-                THEN 'org' END,
-           CASE WHEN p.joined_on + make_interval(months => b.membership_months_min) > $2
-                THEN 'membership_months' END
-       ], NULL) AS unmet,
-       (SELECT r.org_kind FROM benefit_review_levels r
-         WHERE r.benefit_id = b.id AND r.effective_from <= $2
-         ORDER BY r.effective_from DESC LIMIT 1) AS review_level
-  FROM benefits b CROSS JOIN p
- WHERE b.status = 'active' AND b.valid_from <= $2 AND (b.valid_until IS NULL OR b.valid_until >= $2)
-   AND ($3::text IS NULL OR b.code = $3)
+       coalesce((SELECT array_agg(r.effective_from ORDER BY r.effective_from) FROM benefit_review_levels r
+                  WHERE r.benefit_id = b.id), '{}') AS review_dates,
+       coalesce((SELECT array_agg(r.org_kind ORDER BY r.effective_from) FROM benefit_review_levels r
+                  WHERE r.benefit_id = b.id), '{}') AS review_kinds
+  FROM benefits b
+ WHERE b.status = 'active' AND ($1::text IS NULL OR b.code = $1)
  ORDER BY b.sort_order, b.id
 
 -- name: benefit_reviewing_org

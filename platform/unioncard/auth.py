@@ -70,7 +70,7 @@ SELECT s.id, s.role, s.org_id, s.merchant_id, s.display_name, o.path AS org_path
   LEFT JOIN orgs o ON o.id = s.org_id
  WHERE k.token_hash = $1 AND k.revoked_at IS NULL AND s.status = 'active'
 """
-_SESSION_SQL = """
+SESSION_SQL = """
 SELECT x.staff_user_id, x.terminal_id, x.member_id,
        s.role, s.org_id, s.display_name, o.path AS org_path,
        coalesce(s.merchant_id, t.merchant_id) AS merchant_id,
@@ -143,7 +143,7 @@ def _staff_principal(row: Any, staff_user_id: int) -> Principal:
 
 
 async def principal_for_session(pool: asyncpg.Pool, token: str) -> Principal | None:
-    row = await pool.fetchrow(_SESSION_SQL, hash_secret(token))
+    row = await pool.fetchrow(SESSION_SQL, hash_secret(token))
     if row is None:
         return None
     if row["staff_user_id"] is not None and row["role"] is not None:

@@ -83,7 +83,7 @@ def run_pgbench(
         "pairs": fixture.pair_count,
         "pairs_used": pairs_used,
         "error_sample": next((line for line in output.splitlines() if "error" in line.lower()), ""),
-        "latency_ms": _percentiles(latencies),
+        "latency_ms": percentiles(latencies),
         "cpu": meter.finish("pgbench_s", client_cpu_s),
     }
 
@@ -157,7 +157,7 @@ async def drive_sql(dsn: str, settings: Settings, fixture: Fixture, seconds: flo
         "tasks": ASYNCPG_TASKS,
         "pool_size": settings.pool_max_size,
         "outcomes": dict(outcomes),
-        "latency_ms": _percentiles(latencies),
+        "latency_ms": percentiles(latencies),
         "cpu": meter.finish("client_s", client_cpu_s),
     }
 
@@ -170,7 +170,7 @@ def _sql_outcome(exc: asyncpg.PostgresError) -> str:
     return f"sqlstate_{getattr(exc, 'sqlstate', '?')}"
 
 
-def _percentiles(seconds: list[float]) -> dict[str, float]:
+def percentiles(seconds: list[float]) -> dict[str, float]:
     if len(seconds) < 2:
         return {}
     cuts = statistics.quantiles(seconds, n=1000, method="inclusive")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import asyncpg
 
 from unioncard import db
 from unioncard.bench import BenchError, redact
+from unioncard.bench.ceiling import percentiles
 from unioncard.bench.cpu import CpuMeter, our_postgres, run_child
 from unioncard.bench.fixture import WARMUP_S, WRK_THREADS, load_demo_data
 from unioncard.bench.http import print_cpu
@@ -30,6 +33,9 @@ from unioncard.settings import Settings
 
 LUA_SCRIPT = Path(__file__).with_name("pages.lua")
 PAGES = ("/me/benefits", "/me/", "/me/merchants")
+# The ceiling beside the pages: the smallest request the same server answers from the database.
+CEILING_PAGE = "/healthz"
+SQL_TASKS, SQL_POOL = 64, 16
 TARGET_PAGE = "/me/benefits"
 TARGET_P99_MS = 50.0
 SESSION_TTL_S = 3600.0
@@ -72,13 +78,17 @@ def _run(args: argparse.Namespace, settings: Settings, dsn: str, work: Path) -> 
     pages: dict[str, Any] = {}
     try:
         with serve_app(dsn, args.workers, work / "server.log") as (url, server):
-            for path in args.page or PAGES:
+            for path in [*(args.page or PAGES), CEILING_PAGE]:
                 print(f"page {path}: warm-up {WARMUP_S:.0f} s, then {args.seconds:g} s at {args.connections} …")
                 _wrk(wrk, url, path, data_path, args.connections, WARMUP_S, work, None)
                 with CpuMeter(server, postmaster, dsn) as meter:
                     raw = _wrk(wrk, url, path, data_path, args.connections, args.seconds, work, meter)
                 pages[path] = _page_result(raw, meter.finish("wrk_s", raw.pop("wrk_s")))
                 _print_page(path, pages[path])
+        print(f"the catalog page's SQL bare: {SQL_TASKS} asyncpg tasks on a pool of {SQL_POOL}, {args.seconds:g} s …")
+        with CpuMeter(None, postmaster, dsn) as meter:
+            bare = asyncio.run(_drive_page_sql(dsn, tokens, args.seconds))
+        bare["cpu"] = meter.finish("client_s", bare.pop("client_s"))
     finally:
         asyncio.run(_sign_out(dsn, tokens))
     target: dict[str, Any] | None = pages.get(TARGET_PAGE)
@@ -90,6 +100,7 @@ def _run(args: argparse.Namespace, settings: Settings, dsn: str, work: Path) -> 
         "server_workers": args.workers,
         "seconds_per_page": args.seconds,
         "pages": pages,
+        "page_sql_bare": bare,
         "target": {
             "page": TARGET_PAGE,
             "p99_ms": TARGET_P99_MS,
@@ -119,6 +130,35 @@ async def _sign_out(dsn: str, tokens: list[str]) -> None:
         await conn.execute(END_SESSIONS_SQL, [hash_secret(t) for t in tokens])
     finally:
         await conn.close()
+
+
+async def _drive_page_sql(dsn: str, tokens: list[str], seconds: float) -> dict[str, Any]:
+    """What the catalog page asks the database (the session, then the member), in a loop without HTTP."""
+    from cards.repository import queries as card_queries
+    from unioncard.auth import SESSION_SQL
+
+    hashes = [hash_secret(token) for token in tokens]
+    latencies: list[float] = []
+    started_cpu = time.process_time()
+    pool = await asyncpg.create_pool(dsn, min_size=SQL_POOL, max_size=SQL_POOL)
+    try:
+        deadline = time.monotonic() + seconds
+
+        async def loop(seed: int) -> None:
+            pick = random.Random(seed)
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                session = await pool.fetchrow(SESSION_SQL, pick.choice(hashes))
+                await pool.fetchrow(card_queries.member_profile, session["member_id"])
+                latencies.append(time.monotonic() - started)
+
+        began = time.monotonic()
+        await asyncio.gather(*(loop(n) for n in range(SQL_TASKS)))
+        wall = time.monotonic() - began
+    finally:
+        await pool.close()
+    return {"pages_per_s": round(len(latencies) / wall, 1), "latency_ms": percentiles(latencies),
+            "tasks": SQL_TASKS, "pool_size": SQL_POOL, "client_s": time.process_time() - started_cpu}  # fmt: skip
 
 
 def _wrk(
@@ -172,6 +212,12 @@ def _print_summary(s: dict[str, Any]) -> None:
     )
     for path, page in s["pages"].items():
         _print_page(path, page)
+    bare = s["page_sql_bare"]
+    print(
+        f"  bare SQL of the catalog page (session + member, asyncpg, {bare['tasks']} tasks, pool {bare['pool_size']}):"
+        f" {bare['pages_per_s']:.0f} pages/s, latency ms {bare['latency_ms']}"
+    )
+    print_cpu(bare["cpu"], "client_s", bare["pages_per_s"] * bare["cpu"]["wall_s"])
     t = s["target"]
     print(
         f"  target  {t['page']} p99 < {t['p99_ms']:g} ms at {t['connections']} connections: "
