@@ -22,7 +22,8 @@ from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires, resolve_principal
 from unioncard.db import Queries
 from unioncard.errors import DomainError
-from unioncard.money import format_yuan_grouped
+from unioncard.ids import mask_card
+from unioncard.money import format_yuan_short
 from unioncard.pages import NO_STORE, AnyRequest, alert, end_session, field, lang_of, local_time, page, session_cookie
 from unioncard.settings import Settings
 
@@ -163,7 +164,7 @@ i18n.extend(
 
 
 def local_today(settings: Settings) -> date:
-    return clock.now().astimezone(ZoneInfo(settings.timezone)).date()
+    return clock.local_today(settings.timezone)
 
 
 def catalog_cache(state: State) -> catalog.CatalogCache:
@@ -174,10 +175,6 @@ def catalog_cache(state: State) -> catalog.CatalogCache:
 def page_number(text: str | None) -> int:
     """A 1-based page number from the query; anything else is the first page."""
     return int(text) if text and text.isdigit() and 0 < int(text) < 100_000 else 1
-
-
-def masked_card(number: str) -> str:
-    return f"{number[:4]} **** **** {number[-4:]}"
 
 
 def member_page_error(request: AnyRequest, error: DomainError) -> Response[Any]:
@@ -290,15 +287,11 @@ def unmet_words(benefit: dict[str, Any], lang: str) -> list[str]:
     return [i18n.t(lang, f"unmet_{reason}", **values[reason]) for reason in benefit["unmet"]]
 
 
-def _whole_yuan(amount_minor: int) -> str:
-    return format_yuan_grouped(amount_minor).removesuffix(".00")
-
-
 def amount_words(benefit: dict[str, Any], lang: str) -> str:
     if benefit["amount_minor"]:
-        return i18n.t(lang, "me_amount_fixed", yuan=_whole_yuan(benefit["amount_minor"]))
+        return i18n.t(lang, "me_amount_fixed", yuan=format_yuan_short(benefit["amount_minor"]))
     if benefit["amount_max_minor"]:
-        return i18n.t(lang, "me_amount_max", yuan=_whole_yuan(benefit["amount_max_minor"]))
+        return i18n.t(lang, "me_amount_max", yuan=format_yuan_short(benefit["amount_max_minor"]))
     return i18n.t(lang, "me_amount_free") if benefit["kind"] == "health_check" else ""
 
 
@@ -323,7 +316,7 @@ class MemberPages(Controller):
         code = code_of(settings, profile["card_id"]) if status == "active" else None
         month, year = _period_starts(settings)
         saved = await state.pool.fetchrow(queries.savings_totals, principal.member_id, month, year)
-        context = {"profile": profile, "card_status": status, "card_masked": masked_card(profile["card_number"] or "")}
+        context = {"profile": profile, "card_status": status, "card_masked": mask_card(profile["card_number"] or "")}
         if code is not None:
             context["qr"] = Markup(code["svg"])  # noqa: S704 - segno's own SVG of our own code
         return page(request, "member/card.html", principal=principal, tab="card", code=code, saved=saved, **context)

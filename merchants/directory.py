@@ -23,7 +23,7 @@ from unioncard import i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.db import Queries
 from unioncard.errors import DomainError
-from unioncard.money import format_yuan_grouped
+from unioncard.money import format_yuan_short
 from unioncard.pages import AnyRequest, lang_of, page
 
 queries = Queries(Path(__file__).with_name("directory_queries.sql"))
@@ -95,10 +95,6 @@ def category_label(slug: str, lang: str) -> str:
     return en if lang == "en" else zh
 
 
-def _yuan(minor: int) -> str:
-    return format_yuan_grouped(minor).removesuffix(".00")
-
-
 def _percent(bps: int) -> str:
     return f"{bps / 100:g}"
 
@@ -110,13 +106,13 @@ def offer_words(offer: dict[str, Any], lang: str) -> str:
         zhe = f"{(10000 - offer['rate_bps']) / 1000:g}"
         parts = [t("dir_offer_rate", zhe=zhe, percent=_percent(offer["rate_bps"]))]
     else:
-        parts = [t("dir_offer_fixed", yuan=_yuan(offer["amount_minor"]))]
+        parts = [t("dir_offer_fixed", yuan=format_yuan_short(offer["amount_minor"]))]
     if offer["union_share_bps"]:
         parts.append(t("dir_offer_union", percent=_percent(offer["union_share_bps"])))
     if offer["min_spend_minor"]:
-        parts.append(t("dir_offer_min", yuan=_yuan(offer["min_spend_minor"])))
+        parts.append(t("dir_offer_min", yuan=format_yuan_short(offer["min_spend_minor"])))
     if offer["discount_minor_max"]:
-        parts.append(t("dir_offer_max", yuan=_yuan(offer["discount_minor_max"])))
+        parts.append(t("dir_offer_max", yuan=format_yuan_short(offer["discount_minor_max"])))
     for key, column in (
         ("dir_offer_daily", "per_card_daily_sales_max"),
         ("dir_offer_monthly", "per_card_monthly_sales_max"),
@@ -128,7 +124,7 @@ def offer_words(offer: dict[str, Any], lang: str) -> str:
         ("dir_offer_monthly_minor", "per_card_monthly_discount_minor_max"),
     ):
         if offer[column]:
-            parts.append(t(key, yuan=_yuan(offer[column])))
+            parts.append(t(key, yuan=format_yuan_short(offer[column])))
     if offer["days_of_week"]:
         names = [WEEKDAYS_EN[d - 1] if lang == "en" else WEEKDAYS_ZH[d - 1] for d in sorted(offer["days_of_week"])]
         parts.append(t("dir_offer_days", days=(", " if lang == "en" else "、").join(names)))

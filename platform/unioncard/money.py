@@ -46,6 +46,11 @@ def format_yuan_grouped(amount_minor: int) -> str:
     return f"{sign}{int(whole):,}.{fen}"
 
 
+def format_yuan_short(amount_minor: int) -> str:
+    """Grouped yuan without a zero fraction: 80000 -> '800', 12345 -> '123.45' (amounts in a sentence)."""
+    return format_yuan_grouped(amount_minor).removesuffix(".00")
+
+
 def parse_yuan(text: str) -> int:
     """'12.3' -> 1230; at most two decimals, exact, never through float."""
     value = text.strip().replace(",", "")
