@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.params import Parameter
 
 from cards import applications
-from cards.applications import ApplicationIn, ApproveIn, RejectIn
+from cards.application_rules import ApplicationIn, ApproveIn, RejectIn
 from unioncard import clock
 from unioncard.auth import Principal, Role, requires
 
@@ -28,16 +28,15 @@ class ApplicationController(Controller):
         self, data: ApplicationIn, principal: Principal, state: State, request: Request[Any, Any, Any]
     ) -> Response[dict[str, Any]]:
         """Apply for a grant, dated today (local). An `Idempotency-Key` header makes a retry answer the first
-        application (200, `Idempotent-Replayed: true`). 409 benefit_cap_reached, invoice_already_claimed;
-        422 benefit_not_eligible, validation_failed (with the fields)."""
+        application, as the first answer did (201) with `Idempotent-Replayed: true`. 409 benefit_cap_reached,
+        invoice_already_claimed, idempotency_key_reused; 422 benefit_not_eligible, validation_failed (with the
+        fields)."""
         key = request.headers.get("idempotency-key")
         async with state.pool.acquire() as conn:
             found, replayed = await applications.submit(
                 conn, principal, data, now=clock.now(), timezone=state.settings.timezone, idempotency_key=key
             )
-        if replayed:
-            return Response(found, status_code=200, headers={"Idempotent-Replayed": "true"})
-        return Response(found, status_code=201)
+        return Response(found, status_code=201, headers={"Idempotent-Replayed": "true"} if replayed else {})
 
     @get("/", operation_id="listMyApplications")
     async def mine(self, principal: Principal, state: State) -> list[dict[str, Any]]:
@@ -65,7 +64,8 @@ class ReviewController(Controller):
         after_id: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=applications.PAGE_LIMIT_MAX)] = 100,
     ) -> dict[str, Any]:
-        """Applications routed into the caller's org subtree (everywhere for the federation and finance)."""
+        """Applications routed into the caller's org subtree (everywhere for the federation and finance), by id:
+        `status` one status, `waiting` (submitted and under review: what waits for a decision), or none (all)."""
         async with state.pool.acquire() as conn:
             return await applications.list_for_review(conn, principal, status, after_id, limit)
 

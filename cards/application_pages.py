@@ -11,18 +11,18 @@ from litestar.datastructures import State
 from litestar.response import Redirect, Template
 
 from cards import applications, catalog
-from cards.applications import ApplicationIn, InvoiceIn, PayeeIn
-from cards.member_pages import amount_words, local_today, member_page_error, unmet_words
+from cards.application_rules import ApplicationIn, InvoiceIn, PayeeIn
+from cards.member_pages import amount_words, member_page_error, unmet_words
 from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
 from unioncard.money import AMOUNT_MINOR_MAX, parse_yuan
-from unioncard.pages import AnyRequest, field, lang_of, local_time, new_key, page
+from unioncard.pages import AnyRequest, field, lang_of, local_time, new_key, page, whole_number
 
 FORM_FIELDS = ("amount", "invoice_issuer", "invoice_number", "invoice_amount", "invoice_date", "hospital",
                "days_in_hospital", "diagnosis", "note", "payee_name", "payee_bank", "payee_account")  # fmt: skip
 DETAIL_FIELDS = ("hospital", "days_in_hospital", "diagnosis", "note")
-# Where a problem with the input as the service names it is shown on the form.
+# Where a problem with the input as the service names it is shown on the form ("details.<key>": its own field).
 FIELD_OF = {"invoice": "invoice_issuer", "details": "note"}
 DAYS_MAX = 3650
 
@@ -95,6 +95,8 @@ i18n.extend(
         "appl_err_invoice_claimed": ("这张发票已经申领过了。", "This invoice has already been claimed."),
         "appl_err_days": ("请填写天数（整数）。", "Enter a whole number of days."),
         "appl_err_details": ("说明内容过多。", "Too many details."),
+        "appl_err_too_long": ("内容太长，请删减。", "Too long: please shorten it."),
+        "appl_err_not_valid": ("这一项填写有误。", "This is not valid."),
         "appl_err_payee_name": ("请填写户名。", "Enter the account holder."),
         "appl_err_payee_bank": ("请填写开户银行。", "Enter the bank."),
         "appl_err_payee_account": ("银行卡号为 8–30 位数字。", "An account number is 8 to 30 digits."),
@@ -125,7 +127,8 @@ def _yuan(text: str, key: str) -> int:
 
 
 def application_of(benefit: dict[str, Any], entry: dict[str, str]) -> ApplicationIn:
-    """The form as the service takes it. Raises FormProblems for what cannot even be read (amounts, dates)."""
+    """The form as the service takes it, which checks its limits. Raises FormProblems for what cannot even be read
+    (amounts, dates, days)."""
     problems: dict[str, str] = {}
 
     def read(name: str, parse: Any, key: str) -> Any:
@@ -143,14 +146,14 @@ def application_of(benefit: dict[str, Any], entry: dict[str, str]) -> Applicatio
         if invoice_amount is not None and issued_on is not None:
             invoice = InvoiceIn(issuer=entry["invoice_issuer"], number=entry["invoice_number"],
                                 amount_minor=invoice_amount, issued_on=issued_on)  # fmt: skip
-    days = entry["days_in_hospital"]
-    if days and not (days.isascii() and days.isdigit() and int(days) <= DAYS_MAX):
+    days = whole_number(entry["days_in_hospital"], DAYS_MAX)
+    if entry["days_in_hospital"] and days is None:
         problems["days_in_hospital"] = "appl_err_days"
     if problems:
         raise FormProblems(problems)
     details: dict[str, Any] = {name: entry[name] for name in DETAIL_FIELDS if entry[name]}
-    if days:
-        details["days_in_hospital"] = int(days)
+    if days is not None:
+        details["days_in_hospital"] = days
     payee = PayeeIn(name=entry["payee_name"], account=entry["payee_account"], bank=entry["payee_bank"])
     return ApplicationIn(benefit_code=benefit["code"], payee=payee, amount_minor=amount, invoice=invoice,
                          details=details)  # fmt: skip
@@ -171,8 +174,16 @@ def field_problems(error: DomainError) -> dict[str, str]:
         return {}
     problems: dict[str, str] = {}
     for problem in error.extra["errors"]:  # the first problem of a field is the one to say
-        problems.setdefault(FIELD_OF.get(problem["field"], problem["field"]), problem["key"])
+        problems.setdefault(form_field(problem["field"]), problem["key"])
     return problems
+
+
+def form_field(name: str) -> str:
+    """The form's field for a problem's field as the service names it."""
+    if name.startswith("details."):
+        detail = name.removeprefix("details.")
+        return detail if detail in DETAIL_FIELDS else "note"
+    return FIELD_OF.get(name, name)
 
 
 def actor_words(lang: str, actor: str, *, own: bool = True) -> str:
@@ -185,7 +196,8 @@ def actor_words(lang: str, actor: str, *, own: bool = True) -> str:
 async def _benefit(state: State, principal: Principal, code: str, lang: str) -> dict[str, Any]:
     """The benefit as the form shows it. Raises DomainError benefit_not_found, benefit_not_applicable."""
     assert principal.member_id is not None  # the guard admits members only
-    benefit = await catalog.benefit_for_member(state.pool, principal.member_id, code, local_today(state.settings))
+    today = clock.local_today(state.settings.timezone)
+    benefit = await catalog.benefit_for_member(state.pool, principal.member_id, code, today)
     if benefit["kind"] not in applications.GRANT_KINDS:
         raise DomainError("benefit_not_applicable", kind=benefit["kind"])
     return {**benefit, "reasons": unmet_words(benefit, lang), "amount_text": amount_words(benefit, lang)}
@@ -202,7 +214,7 @@ async def form_page(
     profile = await catalog.member_profile(state.pool, principal.member_id)
     try:
         reviewer = await catalog.reviewing_org(
-            state.pool, benefit["id"], profile["org_id"], local_today(state.settings)
+            state.pool, benefit["id"], profile["org_id"], clock.local_today(state.settings.timezone)
         )
     except DomainError:
         reviewer = None

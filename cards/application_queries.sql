@@ -68,7 +68,7 @@ SELECT a.id, b.code AS benefit_code, b.kind AS benefit_kind, b.name_zh AS benefi
  LIMIT $2
 
 -- name: review_list
--- Applications routed into a subtree ($1 a path prefix; NULL: everywhere), of a status or all, after an id.
+-- Applications routed into a subtree ($1 a path prefix; NULL: everywhere), of some statuses or all, after an id.
 SELECT a.id, a.applied_on, a.status, a.requested_minor, a.approved_minor, a.currency, a.org_path,
        o.name AS org_name, b.code AS benefit_code, b.name_zh AS benefit_name_zh, b.name_en AS benefit_name_en,
        m.name AS member_name, mo.name AS member_org_name, a.invoice_number IS NOT NULL AS has_invoice,
@@ -79,7 +79,7 @@ SELECT a.id, a.applied_on, a.status, a.requested_minor, a.approved_minor, a.curr
   JOIN members m ON m.id = a.member_id
   JOIN orgs mo ON mo.id = m.org_id
  WHERE ($1::text IS NULL OR a.org_path LIKE $1 || '%')
-   AND ($2::text IS NULL OR a.status = $2)
+   AND ($2::text[] IS NULL OR a.status = ANY($2::text[]))
    AND a.id > $3
  ORDER BY a.id
  LIMIT $4

@@ -9,24 +9,35 @@ disbursed, paid or failed.
 
 from __future__ import annotations
 
-import hashlib
-import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import asyncpg
 import msgspec
 
 from cards import catalog
-from unioncard import audit, errors
+from cards.application_rules import (
+    ApplicationIn,
+    ApproveIn,
+    RejectIn,
+    check_application,
+    clean_details,
+    mask_account,
+    normalize_account,
+    normalize_invoice_number,
+    problem,
+    request_hash,
+    validated,
+)
+from cards.application_rules import InvoiceIn as InvoiceIn  # the input types, as callers import them from here
+from cards.application_rules import PayeeIn as PayeeIn
+from unioncard import audit, clock, errors
 from unioncard.auth import Principal, Role
 from unioncard.db import Queries
 from unioncard.errors import DomainError
 from unioncard.ids import mask_card
-from unioncard.money import AMOUNT_MINOR_MAX
 
 queries = Queries(Path(__file__).parent / "application_queries.sql")
 
@@ -34,10 +45,9 @@ GRANT_KINDS = frozenset({"special_protection", "custom"})
 STATUSES = ("submitted", "under_review", "approved", "rejected", "disbursed", "paid", "failed")
 REVIEWABLE = ("submitted", "under_review")
 REVIEWERS = frozenset({Role.ORG_REVIEWER, Role.FEDERATION_ADMIN})
+WAITING = "waiting"  # a review filter: every status that waits for a decision (REVIEWABLE)
 MEMBER_LIST_MAX = 200
 PAGE_LIMIT_MAX = 500
-NOTE_MAX = 500
-DETAIL_KEYS_MAX = 20
 
 errors.extend(
     {
@@ -57,115 +67,8 @@ errors.extend(
     }
 )
 
-Short = Annotated[str, msgspec.Meta(max_length=200)]
-DetailValue = Annotated[str, msgspec.Meta(max_length=NOTE_MAX)] | Annotated[int, msgspec.Meta(ge=0, le=10_000)]
-
-
-class InvoiceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    issuer: Short
-    number: Annotated[str, msgspec.Meta(max_length=64)]
-    amount_minor: Annotated[int, msgspec.Meta(gt=0, le=AMOUNT_MINOR_MAX)]
-    issued_on: date
-
-
-class PayeeIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The member's bank account the grant is paid to."""
-
-    name: Short
-    account: Annotated[str, msgspec.Meta(max_length=40)]
-    bank: Short
-
-
-class ApplicationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """An application for a grant; amount_minor is needed (up to the benefit's maximum) unless the amount is fixed.
-
-    details: free text and numbers, e.g. {"hospital": "…", "days_in_hospital": 6, "diagnosis": "…"}.
-    """
-
-    benefit_code: Annotated[str, msgspec.Meta(max_length=40)]
-    payee: PayeeIn
-    amount_minor: Annotated[int, msgspec.Meta(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
-    invoice: InvoiceIn | None = None
-    details: dict[Annotated[str, msgspec.Meta(max_length=40)], DetailValue] = {}
-
-
-class ApproveIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The amount approved (at most the amount requested; none: as requested) and a note."""
-
-    amount_minor: Annotated[int, msgspec.Meta(gt=0, le=AMOUNT_MINOR_MAX)] | None = None
-    note: Annotated[str, msgspec.Meta(max_length=NOTE_MAX)] = ""
-
-
-class RejectIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    reason: Annotated[str, msgspec.Meta(max_length=NOTE_MAX)]
-
 
 # ------------------------------------------------------------------ submission
-
-
-def local_date(now: datetime, timezone: str) -> date:
-    return now.astimezone(ZoneInfo(timezone)).date()
-
-
-def normalize_invoice_number(text: str) -> str:
-    """As printed, whatever the typing: half-width, upper case, no spaces."""
-    return "".join(unicodedata.normalize("NFKC", text).split()).upper()
-
-
-def normalize_account(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).split()).replace("-", "")
-
-
-def _problem(field: str, key: str, message: str) -> dict[str, str]:
-    return {"field": field, "key": key, "message": message}
-
-
-def check_application(benefit: dict[str, Any], data: ApplicationIn, applied_on: date) -> int:
-    """The amount requested, once the input fits the benefit. Raises DomainError validation_failed (all problems)."""
-    problems = []
-    fixed, most = benefit["amount_minor"], benefit["amount_max_minor"]
-    amount = fixed if fixed is not None else data.amount_minor
-    if fixed is not None and data.amount_minor not in (None, fixed):
-        problems.append(_problem("amount", "appl_err_amount_fixed", "this benefit pays a fixed amount"))
-    elif amount is None:
-        problems.append(_problem("amount", "appl_err_amount_missing", "the amount requested is needed"))
-    elif most is not None and amount > most:
-        problems.append(_problem("amount", "appl_err_amount_over_max", "more than this benefit pays at most"))
-    if benefit["needs_invoice"]:
-        problems += _invoice_problems(data.invoice, applied_on)
-        if data.invoice is not None and fixed is None and amount is not None and amount > data.invoice.amount_minor:
-            problems.append(_problem("amount", "appl_err_amount_over_invoice", "more than the invoice"))
-    payee = data.payee
-    for name in ("name", "bank"):
-        if not getattr(payee, name).strip():
-            problems.append(_problem(f"payee_{name}", f"appl_err_payee_{name}", f"the payee's {name} is needed"))
-    account = normalize_account(payee.account)
-    if not (account.isascii() and account.isdigit() and 8 <= len(account) <= 30):
-        problems.append(_problem("payee_account", "appl_err_payee_account", "a bank account is 8 to 30 digits"))
-    if len(data.details) > DETAIL_KEYS_MAX:
-        problems.append(_problem("details", "appl_err_details", f"at most {DETAIL_KEYS_MAX} details"))
-    if problems:
-        raise DomainError("validation_failed", problems[0]["message"], errors=problems)
-    if amount is None:  # unreachable: a missing amount is a problem above
-        raise RuntimeError("an application without an amount passed its checks")
-    return int(amount)
-
-
-def _invoice_problems(invoice: InvoiceIn | None, applied_on: date) -> list[dict[str, str]]:
-    if invoice is None:
-        return [_problem("invoice", "appl_err_invoice_missing", "this benefit needs the invoice's details")]
-    problems = []
-    if not invoice.issuer.strip():
-        problems.append(_problem("invoice_issuer", "appl_err_invoice_issuer", "the invoice's issuer is needed"))
-    if not normalize_invoice_number(invoice.number):
-        problems.append(_problem("invoice_number", "appl_err_invoice_number", "the invoice's number is needed"))
-    if invoice.issued_on > applied_on:
-        problems.append(_problem("invoice_date", "appl_err_invoice_date", "the invoice is dated in the future"))
-    return problems
-
-
-def request_hash(data: ApplicationIn) -> bytes:
-    return hashlib.sha256(msgspec.json.encode(data)).digest()
 
 
 async def submit(
@@ -181,11 +84,13 @@ async def submit(
 
     The same idempotency key with the same input answers the first application (replayed True). One member's
     submissions queue on the member row, so the caps hold under concurrency. Raises DomainError forbidden,
-    idempotency_key_reused, benefit_not_found, benefit_not_eligible, benefit_not_applicable, validation_failed,
-    no_reviewing_org, benefit_cap_reached (with `cap` and `limit`), invoice_already_claimed.
+    idempotency_key_reused, benefit_not_found, benefit_not_eligible, benefit_not_applicable, validation_failed
+    (input out of its limits too, however `data` was built), no_reviewing_org, benefit_cap_reached (with `cap` and
+    `limit`), invoice_already_claimed.
     """
     member_id = _member_of(principal)
-    applied_on = local_date(now, timezone)
+    data = validated(data)
+    applied_on = clock.local_date(now, timezone)
     digest = request_hash(data)
     try:
         async with conn.transaction():
@@ -227,15 +132,10 @@ async def _insert(
         invoice.issuer.strip() if invoice else None,
         normalize_invoice_number(invoice.number) if invoice else None,
         invoice.amount_minor if invoice else None, invoice.issued_on if invoice else None,
-        msgspec.json.encode(_clean_details(data.details)).decode(),
+        msgspec.json.encode(clean_details(data.details)).decode(),
         payee.name.strip(), normalize_account(payee.account), payee.bank.strip(), idempotency_key or None, digest,
         now, principal.actor,
     )  # fmt: skip
-
-
-def _clean_details(details: dict[str, Any]) -> dict[str, Any]:
-    cleaned = {key.strip(): value.strip() if isinstance(value, str) else value for key, value in details.items()}
-    return {key: value for key, value in cleaned.items() if key and value != ""}
 
 
 # ------------------------------------------------------------------ the member's own
@@ -276,11 +176,12 @@ def review_scope(principal: Principal) -> str | None:
 async def list_for_review(
     conn: asyncpg.Connection, principal: Principal, status: str | None, after_id: int, limit: int
 ) -> dict[str, Any]:
-    """Applications routed into the caller's subtree, of one status or all, by id; with counts per status."""
+    """Applications routed into the caller's subtree by id, of one status, all waiting for a decision (`waiting`:
+    submitted and under review) or all (anything else); with counts per status."""
     scope = review_scope(principal)
-    status = status if status in STATUSES else None
+    statuses = list(REVIEWABLE) if status == WAITING else [status] if status in STATUSES else None
     limit = max(1, min(limit, PAGE_LIMIT_MAX))
-    rows = await conn.fetch(queries.review_list, scope, status, after_id, limit)
+    rows = await conn.fetch(queries.review_list, scope, statuses, after_id, limit)
     counts = {row["status"]: row["applications"] for row in await conn.fetch(queries.review_counts, scope)}
     items = [_encode(dict(row)) for row in rows]
     return {"applications": items, "counts": counts, "next_after": items[-1]["id"] if len(items) == limit else None}
@@ -297,11 +198,6 @@ async def get_for_review(conn: asyncpg.Connection, principal: Principal, applica
         raise DomainError("forbidden", "this application is reviewed by another org")
     application["payee_account"] = mask_account(application["payee_account"])
     return application
-
-
-def mask_account(account: str) -> str:
-    """A bank account as a reviewer sees it: the last four digits (finance's bank file carries it whole)."""
-    return f"**** {account[-4:]}"
 
 
 async def open_review(
@@ -323,15 +219,16 @@ async def approve(
 ) -> dict[str, Any]:
     """Approve an amount (at most the one requested) and post Dr union:benefit_expense / Cr member grants_payable,
     in one transaction. Raises DomainError application_not_found, forbidden, application_status_conflict,
-    validation_failed."""
+    validation_failed (more than requested, a note too long)."""
     async with conn.transaction():
         found = await _lock_for_review(conn, principal, application_id)
         if found["status"] not in REVIEWABLE:
             raise DomainError("application_status_conflict", status=found["status"])
+        data = validated(data, "review_err")
         amount = data.amount_minor if data.amount_minor is not None else found["requested_minor"]
         if amount > found["requested_minor"]:
-            problem = _problem("amount", "review_err_amount_over_requested", "more than the amount requested")
-            raise DomainError("validation_failed", problem["message"], errors=[problem])
+            over = problem("amount", "review_err_amount_over_requested", "more than the amount requested")
+            raise DomainError("validation_failed", over["message"], errors=[over])
         note = data.note.strip() or None
         posted = await conn.fetchrow(queries.application_approve, application_id, amount, now, principal.actor, note)
         if posted is None or posted["ledger_transaction_id"] is None:
@@ -345,15 +242,15 @@ async def reject(
     conn: asyncpg.Connection, principal: Principal, application_id: int, data: RejectIn, now: datetime
 ) -> dict[str, Any]:
     """Reject with a reason (required). Raises application_not_found, forbidden, application_status_conflict,
-    validation_failed."""
-    reason = data.reason.strip()
+    validation_failed (none, or too long)."""
     async with conn.transaction():
         found = await _lock_for_review(conn, principal, application_id)
         if found["status"] not in REVIEWABLE:
             raise DomainError("application_status_conflict", status=found["status"])
+        reason = validated(data, "review_err").reason.strip()
         if not reason:
-            problem = _problem("reason", "review_err_reason_missing", "a rejection needs a reason")
-            raise DomainError("validation_failed", problem["message"], errors=[problem])
+            missing = problem("reason", "review_err_reason_missing", "a rejection needs a reason")
+            raise DomainError("validation_failed", missing["message"], errors=[missing])
         await conn.fetch(queries.application_reject, application_id, now, principal.actor, reason)
         await audit.record(conn, principal, "application.rejected", f"application:{application_id}", reason=reason)
     return await _view(conn, application_id)

@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from cards import applications
 from cards.application_pages import actor_words
-from cards.applications import ApproveIn, RejectIn
+from cards.application_rules import ApproveIn, RejectIn
 from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
@@ -28,6 +28,7 @@ i18n.extend(
     {
         "review_title": ("补助审核", "Grant review"),
         "review_all": ("全部", "All"),
+        "review_waiting": ("待处理", "Waiting"),
         "review_none": ("没有这一状态的申请。", "No applications with this status."),
         "review_id": ("编号", "No."),
         "review_member": ("会员", "Member"),
@@ -73,6 +74,11 @@ i18n.extend(
         "review_err_amount_invalid": ("请输入金额，如 1200 或 1200.50。", "Enter an amount, like 1200 or 1200.50."),
         "review_err_amount_over_requested": ("核准金额不能超过申请金额。", "No more than the amount asked for."),
         "review_err_reason_missing": ("请填写不予批准的理由。", "Say why it is rejected."),
+        "review_err_too_long": (
+            "审核意见或理由太长，最多 500 字。",
+            "The note or reason is too long: 500 characters at most.",
+        ),
+        "review_err_not_valid": ("填写有误，请检查。", "Something typed is not valid: please check."),
         "error_application_status_conflict": (
             "申请已办结或已在后续环节，不能再审。",
             "The application is already decided or further on.",
@@ -133,14 +139,17 @@ class ReviewPages(Controller):
         self, request: AnyRequest, principal: Principal, state: State, status: str | None = None,
         after: Annotated[int, Parameter(ge=0)] = 0,
     ) -> Template:  # fmt: skip
-        """The applications routed into the reviewer's subtree, waiting ones first by default."""
-        chosen = status if status in (*applications.STATUSES, "all") else "submitted"
+        """The applications routed into the reviewer's subtree; by default those waiting for a decision (submitted
+        or under review), oldest first."""
+        chosen = status if status in (*applications.STATUSES, "all") else applications.WAITING
         async with state.pool.acquire() as conn:
             found = await applications.list_for_review(conn, principal, None if chosen == "all" else chosen, after,
                                                        PAGE_SIZE)  # fmt: skip
+        counts = found["counts"]
+        waiting = sum(counts.get(name, 0) for name in applications.REVIEWABLE)
         return page(
             request, "review/applications.html", here=HOME, principal=principal, chosen=chosen,
-            statuses=applications.STATUSES, counts=found["counts"], items=found["applications"],
+            statuses=applications.STATUSES, counts=counts, waiting=waiting, items=found["applications"],
             next_after=found["next_after"],
         )  # fmt: skip
 

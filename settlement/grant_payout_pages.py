@@ -17,7 +17,7 @@ from settlement.rails import BankFileRail
 from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
-from unioncard.pages import lang_of, local_time
+from unioncard.pages import lang_of, local_time, whole_number
 
 AnyRequest = Request[Any, Any, Any]
 HOME = "/finance/grants"
@@ -57,11 +57,16 @@ i18n.extend(
         "grant_confirm_file": ("确认本文件已付款", "Confirm this file paid"),
         "grant_confirm_file_confirm": ("确认银行已付出本文件中已发出的款项？", "Did the bank pay this file's payouts?"),
         "grant_failed": ("付款失败记录", "Failed payouts so far"),
+        "grant_result_hint": (
+            "补助付款的参考号为 G 加编号（如 G900000001）；商户结算的回单请在结算页面上传。",
+            "A grant payout's reference is G and its number (G900000001); upload merchants' results on settlement.",
+        ),
         "grant_reason": ("原因", "Reason"),
         "grant_rail_unavailable": (
             "补助只能通过银行文件发放；当前付款方式为 {rail}，会员没有该通道的收款账户。",
             "Grants are paid by bank file only; the payout rail is {rail}, where members have no accounts.",
         ),
+        "grant_err_application_id": ("申请编号应为数字。", "An application number is digits."),
         "grant_done_disbursed": ("已为 {n} 笔补助生成付款。", "{n} payouts opened."),
         "grant_done_nothing": ("没有需要发放的补助。", "Nothing to pay."),
         "grant_done_paid": ("已确认 {n} 笔付款。", "{n} payouts confirmed paid."),
@@ -107,9 +112,13 @@ class GrantPayoutPages(Controller):
     @post("/disburse")
     async def disburse(self, request: AnyRequest, principal: Principal, state: State) -> Response[Any]:
         """Every approved grant, or the one named (a failed one is paid again only so)."""
-        named = str((await request.form()).get("application_id") or "")
-        body = DisburseIn(application_ids=[int(named)] if named.isdigit() else None)
+        named = str((await request.form()).get("application_id") or "").strip()
+        number = whole_number(named)
         try:
+            if named and number is None:
+                problem = {"field": "application_id", "key": "grant_err_application_id", "message": "not a number"}
+                raise DomainError("validation_failed", "not an application number", errors=[problem])
+            body = DisburseIn(application_ids=[number] if number is not None else None)
             async with state.pool.acquire() as conn:
                 found = await grant_payouts.disburse(conn, principal, body, app_rail(state), clock.now())
         except DomainError as error:

@@ -7,10 +7,15 @@ reverses the disbursement, and the application may be disbursed again. No transa
 
 Grants are paid by bank file only. Stripe Connect pays connected accounts, and members have none (nor does Stripe
 pay out CNY for a mainland platform): with that rail configured, disbursing a grant answers rail_unavailable.
+A grant payout's reference in the bank file is G and its id (G900000001): a merchant payout's is its bare id, so
+neither result file can settle the other's lines (platform/decisions/0006-grants-paid-by-bank-file.md).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +25,22 @@ import msgspec
 
 from cards import applications
 from settlement.batches import BankFile
-from settlement.rails import BankFileRail, Instruction, Payee, PayoutRail, RailEvent
+from settlement.rails import (
+    BANK_FILE_HEADER,
+    RESULT_COLUMNS,
+    RESULT_STATUSES,
+    BankFileRail,
+    Instruction,
+    Payee,
+    PayoutRail,
+    RailEvent,
+)
 from unioncard import audit
 from unioncard.auth import Principal, Role
-from unioncard.csvfile import rejection_as_domain_error
+from unioncard.csvfile import CsvRejected, problem, read_rows, rejection_as_domain_error
 from unioncard.db import Queries
 from unioncard.errors import DomainError
+from unioncard.money import format_yuan
 
 queries = Queries(Path(__file__).parent / "grant_payout_queries.sql")
 
@@ -35,6 +50,7 @@ SENT = "transferred"  # with the bank: only such a payout is confirmed paid or f
 # reached finance): the next take puts it in its own file. A take itself lasts well under a second.
 STALE_SUBMITTING = timedelta(minutes=10)
 PAGE_LIMIT_MAX = 1000
+REFERENCE_PREFIX = "G"  # a grant payout's reference on the bank file; a merchant payout's is its bare id
 
 
 class DisburseIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -105,7 +121,7 @@ async def take_bank_file(conn: asyncpg.Connection, principal: Principal, rail: P
     sending = [_instruction(row) for row in rows if row["status"] == "submitting"]
     outcomes = [await bank.submit(item) for item in sending]  # no transaction open across the rail
     await _record_submitted(conn, principal, outcomes, now)
-    return BankFile(bank.export_batch_csv(items), f"grant-file-{file_id}.csv")
+    return BankFile(grant_file_csv(items), f"grant-file-{file_id}.csv")
 
 
 async def _record_submitted(conn: asyncpg.Connection, principal: Principal, outcomes: list[RailEvent],
@@ -122,14 +138,59 @@ async def _record_submitted(conn: asyncpg.Connection, principal: Principal, outc
 
 
 async def copy_bank_file(conn: asyncpg.Connection, principal: Principal, file_id: int, rail: PayoutRail) -> BankFile:
-    """A bank file taken before, again, named as a copy; nothing moves. Raises forbidden, rail_unavailable,
-    not_found."""
+    """A bank file taken before, again, named as a copy; no payout moves, and the copy is audited (it carries whole
+    account numbers). Raises forbidden, rail_unavailable, not_found."""
     _require_finance(principal)
-    bank = grant_rail(rail)
-    if await conn.fetchrow(queries.bank_file_get, file_id) is None:
-        raise DomainError("not_found", f"no grant bank file {file_id}")
-    items = [_instruction(dict(row)) for row in await conn.fetch(queries.payouts_of_file, file_id)]
-    return BankFile(bank.export_batch_csv(items), f"grant-file-{file_id}-copy.csv")
+    grant_rail(rail)
+    async with conn.transaction():
+        if await conn.fetchrow(queries.bank_file_get, file_id) is None:
+            raise DomainError("not_found", f"no grant bank file {file_id}")
+        items = [_instruction(dict(row)) for row in await conn.fetch(queries.payouts_of_file, file_id)]
+        await audit.record(conn, principal, "grants.bank_file_copied", f"grant_bank_file:{file_id}",
+                           payouts=[item.id for item in items])  # fmt: skip
+    return BankFile(grant_file_csv(items), f"grant-file-{file_id}-copy.csv")
+
+
+def grant_file_csv(instructions: Iterable[Instruction]) -> bytes:
+    """The bank's bulk-payment file as the rail writes it (BankFileRail.export_batch_csv), each line's reference
+    G and the payout's id."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(BANK_FILE_HEADER)
+    for item in instructions:
+        payee = item.payee
+        writer.writerow([payee.name or "", payee.account or "", payee.bank or "", format_yuan(item.amount_minor),
+                         item.currency, f"{REFERENCE_PREFIX}{item.id}"])  # fmt: skip
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def read_grant_result(data: bytes) -> tuple[list[RailEvent], list[int]]:
+    """The bank's result file (reference, status paid/failed, reason) as events for grant payouts (references G…),
+    and the bare numbers it names (merchant payouts': not ours). Raises CsvRejected listing every bad line."""
+    events: dict[int, RailEvent] = {}
+    foreign: list[int] = []
+    errors = []
+    for line, row in read_rows(data, RESULT_COLUMNS, {"reference", "status"}):
+        status = RESULT_STATUSES.get(row["status"].strip().lower())
+        reference = row["reference"].strip().upper()
+        number = reference.removeprefix(REFERENCE_PREFIX)
+        readable = number.isascii() and number.isdigit() and len(number) <= 18
+        if not readable:
+            errors.append(problem(line, "reference", "a grant payout's reference is G and its number, e.g. G900000001"))
+        if status is None:
+            errors.append(problem(line, "status", "status is paid or failed"))
+        if status is None or not readable:
+            continue
+        if number == reference:  # a bare number: a merchant payout's reference
+            foreign.append(int(number))
+            continue
+        event = RailEvent(instruction_id=int(number), status=status, reason=row["reason"] or None)
+        earlier = events.setdefault(event.instruction_id, event)
+        if earlier.status != event.status:
+            errors.append(problem(line, "status", f"reference {reference} is both {earlier.status} and {status}"))
+    if errors:
+        raise CsvRejected(errors)
+    return list(events.values()), list(dict.fromkeys(foreign))
 
 
 async def confirm_paid(
@@ -153,13 +214,16 @@ async def confirm_paid(
 async def import_bank_result(
     conn: asyncpg.Connection, principal: Principal, body: bytes, rail: PayoutRail, now: datetime
 ) -> dict[str, Any]:
-    """The bank's result file for grant payouts (reference, status paid/failed, reason), forward only; a reference
-    that is no grant payout (a merchant instruction's, say) is listed unknown. Raises import_rejected."""
+    """The bank's result file for grant payouts (reference G…, status paid/failed, reason), forward only; a reference
+    that is no grant payout (a merchant instruction's bare number, say) is listed unknown. Raises import_rejected
+    (nothing applied)."""
     _require_finance(principal)
-    bank = grant_rail(rail)
+    grant_rail(rail)
     with rejection_as_domain_error():
-        events = bank.import_result_file(body)
-    return await apply_outcomes(conn, principal, events, [SENT], now)
+        events, foreign = read_grant_result(body)
+    found = await apply_outcomes(conn, principal, events, [SENT], now)
+    found["unknown"] = list(dict.fromkeys([*found["unknown"], *foreign]))
+    return found
 
 
 async def apply_outcomes(

@@ -11,9 +11,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from litestar.testing import AsyncTestClient
 
 from cards import applications, member_auth
+from cards.application_rules import normalize_account, normalize_invoice_number
 from cards.applications import ApplicationIn, ApproveIn, InvoiceIn, PayeeIn, RejectIn
 from tests.factories import World, add_benefit, add_card, add_staff_login, make_world, sign_in_staff, staff_token
 from unioncard.auth import Principal, Role
@@ -233,8 +236,9 @@ async def test_the_api_answers_a_claimed_invoice_with_409(district: District) ->
     body = {"benefit_code": "wedding", "payee": {"name": "张a", "account": "6222020012345678", "bank": "工商银行"}}
     created = await district.api.post("/api/benefits/v1/applications", json=body, headers={"Idempotency-Key": "k1"})
     assert created.status_code == 201, created.text
+    assert "idempotent-replayed" not in created.headers
     replay = await district.api.post("/api/benefits/v1/applications", json=body, headers={"Idempotency-Key": "k1"})
-    assert replay.status_code == 200 and replay.json()["id"] == created.json()["id"]
+    assert replay.status_code == 201 and replay.json() == created.json()  # as the first answer, marked a replay
     assert replay.headers["idempotent-replayed"] == "true"
     other = await district.api.post("/api/benefits/v1/applications", json={**body, "amount_minor": 50_000},
                                     headers={"Idempotency-Key": "k1"})  # fmt: skip
@@ -308,6 +312,40 @@ async def test_bad_input_is_refused_with_its_fields_and_changes_nothing(district
     assert not_eligible.value.code == "benefit_not_eligible" and not_eligible.value.extra["reasons"] == ["tier"]
 
 
+async def test_limits_hold_for_input_built_in_code(district: District, conn: asyncpg.Connection) -> None:
+    """msgspec checks lengths and ranges only when it decodes: a struct constructed in code is checked by the
+    service, each field at fault named."""
+    data = hospital_application("L-1")
+    data.payee = PayeeIn(name="张" * 201, account="6222020012345678", bank="工商银行")
+    data.details = {"hospital": "医" * 501, "days_in_hospital": 20_000, "k" * 41: "x"}
+    with pytest.raises(DomainError) as refused:
+        await submit(district, "a", data, on("2026-10-08"))
+    assert refused.value.code == "validation_failed"
+    assert [(p["field"], p["key"]) for p in refused.value.extra["errors"]] == [
+        ("payee_name", "appl_err_too_long"), ("details.hospital", "appl_err_too_long"),
+        ("details.days_in_hospital", "appl_err_not_valid"), ("details", "appl_err_too_long"),
+    ]  # fmt: skip
+    assert await conn.fetchval("SELECT count(*) FROM applications") == 0
+    found = await submit(district, "a", hospital_application("L-2"), on("2026-10-08"))
+    admin = Principal(role=Role.FEDERATION_ADMIN, staff_user_id=1)
+    before = await snapshot(district.dsn, found["id"])
+    with pytest.raises(DomainError) as long_note:
+        await applications.approve(conn, admin, found["id"], ApproveIn(note="意" * 501), on("2026-10-09"))
+    with pytest.raises(DomainError) as long_reason:
+        await applications.reject(conn, admin, found["id"], RejectIn(reason="因" * 501), on("2026-10-09"))
+    for refusal in (long_note, long_reason):
+        assert refusal.value.extra["errors"][0]["key"] == "review_err_too_long"
+    assert await snapshot(district.dsn, found["id"]) == before
+
+
+@given(st.text())
+def test_invoice_numbers_and_accounts_normalize_once(typed: str) -> None:
+    """Normal is normal: a number or an account already normalized stays as it is (as stored, as compared)."""
+    number, account = normalize_invoice_number(typed), normalize_account(typed)
+    assert normalize_invoice_number(number) == number and normalize_account(account) == account
+    assert not any(char.isspace() for char in number + account)
+
+
 # ------------------------------------------------------------------ the pages
 
 
@@ -339,6 +377,19 @@ async def test_the_member_applies_on_the_form_and_a_resubmit_lands_on_the_same(d
     bad = await api.post("/me/benefits/hospital/apply", data=form_of(amount="abc", invoice_date="", payee_account="1"))
     assert bad.status_code == 422
     assert 'id="e-amount"' in bad.text and 'id="e-invoice_date"' in bad.text and "请修改标红的项目" in bad.text
+    squared = await api.post("/me/benefits/hospital/apply", data=form_of(days_in_hospital="²"))
+    assert squared.status_code == 422 and 'id="e-days_in_hospital"' in squared.text and 'value="²"' in squared.text
+    # Longer than the input allows, past the browser's maxlength: said on its field, kept, and nothing stored.
+    long_name, long_note = "张" * 201, "很长的说明" * 101
+    too_long = await api.post("/me/benefits/hospital/apply", data=form_of(payee_name=long_name, note=long_note))
+    assert too_long.status_code == 422, too_long.text
+    assert 'id="e-payee_name"' in too_long.text and 'id="e-note"' in too_long.text and "内容太长" in too_long.text
+    assert f'value="{long_name}"' in too_long.text and f">{long_note}</textarea>" in too_long.text
+    conn = await asyncpg.connect(district.dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM applications") == 0
+    finally:
+        await conn.close()
     over = await api.post("/me/benefits/hospital/apply", data=form_of(amount="3900"))
     assert over.status_code == 422 and "超过了该补助的最高金额" in over.text and 'id="e-payee_account"' not in over.text
     sent = await api.post("/me/benefits/hospital/apply", data=form_of(), follow_redirects=False)
@@ -378,12 +429,31 @@ async def test_the_reviewer_decides_on_the_pages(district: District, dsn: str) -
     assert 'value="2000.00"' in detail.text and "NO-001" in detail.text
     empty = await api.post(f"/review/applications/{found['id']}/reject", data={"reason": " "})
     assert empty.status_code == 422 and "请填写不予批准的理由" in empty.text
+    before = await snapshot(dsn, found["id"])
+    long_note = "核" * 501
+    too_long = await api.post(f"/review/applications/{found['id']}/approve", data={"amount": "1800", "note": long_note})
+    assert (
+        too_long.status_code == 422 and "最多 500 字" in too_long.text and f">{long_note}</textarea>" in too_long.text
+    )
+    assert await snapshot(dsn, found["id"]) == before
+    # Under review still waits for a decision: the inbox opens on it, beside the submitted ones.
+    opened = await api.post(f"/review/applications/{found['id']}/open", follow_redirects=False)
+    assert opened.status_code == 303
+    second = await submit(district, "a", hospital_application("NO-002"), on("2026-10-09"))
+    waiting = await api.get("/review/")
+    assert all(f'data-application-id="{item["id"]}"' in waiting.text for item in (found, second))
+    assert 'aria-current="true" data-testid="chip-waiting"' in waiting.text
+    assert (await api.get("/review/?after=²")).status_code == 422  # a page number it cannot read: never a 500
+    only_submitted = await api.get("/review/?status=submitted")
+    assert f'data-application-id="{second["id"]}"' in only_submitted.text
+    assert f'data-application-id="{found["id"]}"' not in only_submitted.text
     decision = {"amount": "1800", "note": "核实无误"}
     approved = await api.post(f"/review/applications/{found['id']}/approve", data=decision, follow_redirects=False)
     assert approved.status_code == 303 and approved.headers["location"].endswith("done=approved")
     after = await api.get(approved.headers["location"])
     assert "已批准，等待财务发放" in after.text and "¥1,800.00" in after.text and "核实无误" in after.text
     assert "开始审核" not in after.text
+    assert f'data-application-id="{found["id"]}"' not in (await api.get("/review/")).text  # decided: not waiting
     english = await api.get(approved.headers["location"] + "&lang=en")
     assert "Approved: finance pays it next." in english.text and "Applicant" in english.text
     assert "Grant review" in (await api.get("/review/?status=all")).text
@@ -408,4 +478,4 @@ async def test_finance_sees_the_grants_page(district: District, dsn: str) -> Non
     taken = await district.api.post("/finance/grants/bank-file.csv")
     assert taken.status_code == 200 and "张a" in taken.content.decode("utf-8-sig")
     page = await district.api.get("/finance/grants?lang=en")
-    assert "Confirm this file paid" in page.text
+    assert "Confirm this file paid" in page.text and "reference is G and its number" in page.text

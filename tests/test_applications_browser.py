@@ -100,6 +100,10 @@ async def test_apply_approve_pay_and_see_it_paid(
             await expect(reviewer.get_by_test_id("masked-card")).to_have_text(re.compile(r"^6217 \*{4} \*{4} \d{4}$"))
             await reviewer.get_by_role("button", name="开始审核").click()
             await expect(reviewer.get_by_test_id("status")).to_have_text("审核中")
+            await reviewer.get_by_role("link", name="返回审核列表").click()  # under review still waits: listed
+            await expect(reviewer.get_by_test_id("chip-waiting")).to_have_attribute("aria-current", "true")
+            await expect(reviewer.get_by_test_id("review-list").locator("tbody tr")).to_contain_text("审核中")
+            await reviewer.get_by_role("link", name="张a").click()
             await reviewer.get_by_label("核准金额（元）").fill("1500")
             await reviewer.get_by_label("审核意见（可选）").fill("住院 6 天，按标准核定 1500 元")
             await reviewer.screenshot(path=shots / "ap-05-review-detail-tablet.png", full_page=True)

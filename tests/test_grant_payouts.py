@@ -17,7 +17,7 @@ from cards import applications
 from settlement import grant_payouts
 from settlement.grant_payouts import DisburseIn
 from settlement.rails import BankFileRail, Instruction, Payee, RailEvent
-from tests.factories import staff_token
+from tests.factories import add_staff_login, sign_in_staff, staff_token
 from tests.test_applications import REVIEW, District, district_with_grants, hospital_application, on, submit
 from unioncard.auth import Principal, Role
 from unioncard.errors import DomainError
@@ -89,13 +89,19 @@ async def test_disburse_take_the_file_and_confirm_paid(district: District) -> No
     assert 'filename="grant-file-' in taken.headers["content-disposition"]
     [line] = file_lines(taken.content)
     assert line == {"payee_name": "张a", "payee_account": "6222020012345678", "payee_bank": "工商银行",
-                    "amount": "1800.00", "currency": "CNY", "reference": str(payout["id"])}  # fmt: skip
+                    "amount": "1800.00", "currency": "CNY", "reference": f"G{payout['id']}"}  # fmt: skip
     assert await status_of(district.dsn, grant["id"]) == "disbursed"
     again = await api.post(f"{PAYOUTS}/bank-file.csv", headers=finance)
     assert again.status_code == 409 and again.json()["code"] == "conflict"
     file_id = (await api.get(PAYOUTS, headers=finance)).json()[0]["bank_file_id"]
     copy = await api.post(f"{PAYOUTS}/bank-files/{file_id}/copy.csv", headers=finance)
     assert file_lines(copy.content) == [line] and "-copy.csv" in copy.headers["content-disposition"]
+    conn = await asyncpg.connect(district.dsn)
+    try:  # a copy carries whole account numbers: who took one is on record
+        audited = await conn.fetchrow("SELECT actor, detail FROM audit_log WHERE action = 'grants.bank_file_copied'")
+    finally:
+        await conn.close()
+    assert audited["actor"].startswith("finance_officer:") and str(payout["id"]) in audited["detail"]
 
     confirmed = await api.post(f"{PAYOUTS}/confirm-paid", json={"bank_file_id": file_id}, headers=finance)
     assert confirmed.status_code == 200, confirmed.text
@@ -120,7 +126,8 @@ async def test_a_failed_payment_reverses_and_is_paid_again_when_named(district: 
     grant = await approved(district, "F-1", 50_000)
     [payout] = (await api.post(PAYOUTS, headers=finance)).json()["opened"]
     await api.post(f"{PAYOUTS}/bank-file.csv", headers=finance)
-    result = f"参考号,状态,原因\r\n{payout['id']},失败,账户名不符\r\n999,成功,\r\n".encode("gbk")
+    # A bare number is a merchant payout's reference, G999 no grant payout: neither is settled here.
+    result = f"参考号,状态,原因\r\ng{payout['id']},失败,账户名不符\r\n999,成功,\r\nG999,成功,\r\n".encode("gbk")
     read = await api.post(f"{PAYOUTS}/bank-result", content=result, headers=finance)
     assert read.status_code == 200, read.text
     assert read.json()["applied"][0]["status"] == "failed" and read.json()["unknown"] == [999]
@@ -138,9 +145,9 @@ async def test_a_failed_payment_reverses_and_is_paid_again_when_named(district: 
     assert named_again.json() == {"opened": [], "skipped": [grant["id"]]}
     assert second["id"] != payout["id"]
     [line] = file_lines((await api.post(f"{PAYOUTS}/bank-file.csv", headers=finance)).content)
-    assert line["reference"] == str(second["id"])
+    assert line["reference"] == f"G{second['id']}"
     assert await status_of(district.dsn, grant["id"]) == "disbursed"
-    paid = f"reference,status\r\n{second['id']},paid\r\n".encode()
+    paid = f"reference,status\r\nG{second['id']},paid\r\n".encode()
     assert (await api.post(f"{PAYOUTS}/bank-result", content=paid, headers=finance)).json()["applied"][0][
         "status"
     ] == "paid"
@@ -157,9 +164,26 @@ async def test_only_finance_disburses_and_a_bad_result_file_changes_nothing(dist
     await api.post(PAYOUTS, headers=finance)
     await api.post(f"{PAYOUTS}/bank-file.csv", headers=finance)
     before = await figures(district.dsn, district.world.member_ids["a"])
-    bad = await api.post(f"{PAYOUTS}/bank-result", content=b"reference,status\r\nabc,paid\r\n", headers=finance)
-    assert bad.status_code == 422 and bad.json()["code"] == "import_rejected"
+    [payout] = (await api.get(PAYOUTS, headers=finance)).json()
+    for body in (b"reference,status\r\nabc,paid\r\n", f"reference,status\r\nG{payout['id']},paid\r\nG²,paid\r\n",
+                 f"reference,status\r\nG{payout['id']},paid\r\nG{payout['id']},failed\r\n"):  # fmt: skip
+        bad = await api.post(f"{PAYOUTS}/bank-result", content=body, headers=finance)
+        assert bad.status_code == 422 and bad.json()["code"] == "import_rejected", bad.text
     assert await figures(district.dsn, district.world.member_ids["a"]) == before
+
+
+async def test_the_grants_page_refuses_an_application_number_it_cannot_read(district: District, dsn: str) -> None:
+    await approved(district, "N-1", 10_000)
+    await add_staff_login(dsn, "money@test", "finance_officer")
+    await sign_in_staff(district.api, "money@test")
+    for typed in ("²", "１２", "12x"):
+        refused = await district.api.post("/finance/grants/disburse", data={"application_id": typed})
+        assert refused.status_code == 422 and "申请编号应为数字" in refused.text, refused.text
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM grant_payouts") == 0
+    finally:
+        await conn.close()
 
 
 async def test_the_stripe_rail_refuses_grants(district: District, conn: asyncpg.Connection) -> None:
