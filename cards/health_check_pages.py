@@ -3,26 +3,31 @@ clinic's staff mark who came, slot by slot."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.response import Redirect, Template
 
-from cards import catalog, health_checks
-from cards.health_check_api import HealthCheckController
+from cards import catalog, health_check_figures, health_check_staff, health_checks
+from cards.health_check_api import HealthCheckAdminController, HealthCheckController, Id
+from cards.health_check_figures import Slot
+from cards.health_check_staff import MARKERS
 from cards.health_checks import DEFAULT_CODE
 from cards.member_pages import member_page_error, unmet_words
 from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
-from unioncard.pages import AnyRequest, alert, field, lang_of, page, page_error
+from unioncard.pages import AnyRequest, alert, field, lang_of, page, whole_number
 
 MEMBER_PATH = "/me/health-checks"
 STAFF_PATH = "/staff/health-checks"
+STAFF_HOME = "/staff"
 DONE = ("booked", "cancelled", "attended", "no_show")
 WEEKDAYS = {"zh-CN": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -118,6 +123,13 @@ i18n.extend(
         "hc_marked_no_show": ("已登记未到，名额已释放。", "Marked as not come: the place is free again."),
         "hc_back_clinics": ("返回体检机构列表", "Back to the clinics"),
         "hc_capacity": ("{n} 人", "{n} places"),
+        "hc_fig_share": ("本辖区分配名额", "Your towns' shares"),
+        "hc_places_shared": ("与全区共用", "Shared with the district"),
+        "hc_forbidden": ("这家体检机构不在您的范围内。", "This clinic is not in your part of the tree."),
+        "hc_forbidden_role": (
+            "体检到检登记仅供审核人员和管理员使用。",
+            "Health-check attendance is for reviewers and administrators.",
+        ),
     }
 )
 
@@ -134,23 +146,25 @@ def when_words(starts_at: datetime, ends_at: datetime, lang: str, timezone: str)
     return {"day": day, "hours": f"{start:%H:%M}–{end:%H:%M}"}
 
 
-def by_day(slots: list[health_checks.Slot], lang: str, timezone: str) -> list[tuple[str, list[health_checks.Slot]]]:
+def by_day(slots: list[Slot], lang: str, timezone: str) -> list[tuple[str, list[Slot]]]:
     """Slots grouped by their local day, in order, each day named in the page's language."""
-    days: dict[str, list[health_checks.Slot]] = {}
+    days: dict[str, list[Slot]] = {}
     for slot in slots:
         days.setdefault(when_words(slot.starts_at, slot.ends_at, lang, timezone)["day"], []).append(slot)
     return list(days.items())
 
 
-def hold_words(lang: str) -> str:
+def hold_words(lang: str, seconds: int) -> str:
     """How long a hold lasts, in minutes (or seconds, when shortened for a test)."""
-    seconds = health_checks.HOLD_S
     if seconds % 60:
         return i18n.t(lang, "hc_seconds", n=seconds)
     return i18n.t(lang, "hc_minutes", n=seconds // 60)
 
 
 # ------------------------------------------------------------------ the member
+
+# One step of the member's booking on their own connection: (conn, member id, now).
+Step = Callable[[asyncpg.Connection, int, datetime], Awaitable[Any]]
 
 
 class MemberHealthCheckPages(Controller):
@@ -167,25 +181,39 @@ class MemberHealthCheckPages(Controller):
 
     @post("/hold")
     async def hold(self, request: AnyRequest, principal: Principal, state: State) -> Response[Any]:
-        slot_id = field(await request.form(), "slot_id")
-        return await self._step(request, principal, state, health_checks.hold, int(slot_id) if slot_id.isdigit() else 0)
+        slot_id = whole_number(field(await request.form(), "slot_id"))
+        settings = state.settings
+
+        async def step(conn: asyncpg.Connection, member_id: int, now: datetime) -> Any:
+            if slot_id is None:
+                raise DomainError("health_check_slot_not_found")
+            return await health_checks.hold(conn, member_id, slot_id, now, hold_s=settings.health_check_hold_s,
+                                            timezone=settings.timezone)  # fmt: skip
+
+        return await self._step(request, principal, state, step)
 
     @post("/{booking_id:int}/confirm")
-    async def confirm(self, request: AnyRequest, principal: Principal, state: State, booking_id: int) -> Response[Any]:
-        return await self._step(request, principal, state, health_checks.confirm, booking_id, "booked")
+    async def confirm(self, request: AnyRequest, principal: Principal, state: State, booking_id: Id) -> Response[Any]:
+        async def step(conn: asyncpg.Connection, member_id: int, now: datetime) -> Any:
+            return await health_checks.confirm(conn, member_id, booking_id, now)
+
+        return await self._step(request, principal, state, step, "booked")
 
     @post("/{booking_id:int}/cancel")
-    async def cancel(self, request: AnyRequest, principal: Principal, state: State, booking_id: int) -> Response[Any]:
-        return await self._step(request, principal, state, health_checks.cancel, booking_id, "cancelled")
+    async def cancel(self, request: AnyRequest, principal: Principal, state: State, booking_id: Id) -> Response[Any]:
+        async def step(conn: asyncpg.Connection, member_id: int, now: datetime) -> Any:
+            return await health_checks.cancel(conn, member_id, booking_id, now)
+
+        return await self._step(request, principal, state, step, "cancelled")
 
     async def _step(
-        self, request: AnyRequest, principal: Principal, state: State, step: Any, target: int, done: str = ""
+        self, request: AnyRequest, principal: Principal, state: State, step: Step, done: str = ""
     ) -> Response[Any]:
         """One step of the booking, then back to the page (POST-redirect-GET); a refusal is said on the page."""
         assert principal.member_id is not None
         try:
             async with state.pool.acquire() as conn:
-                await step(conn, principal.member_id, target, clock.now())
+                await step(conn, principal.member_id, clock.now())
         except DomainError as error:
             if error.code in ("unauthorized", "forbidden"):
                 raise
@@ -197,18 +225,23 @@ class MemberHealthCheckPages(Controller):
         self, request: AnyRequest, principal: Principal, state: State, status: int = 200, **context: Any
     ) -> Template:
         assert principal.member_id is not None
-        lang, timezone = lang_of(request), state.settings.timezone
+        lang, settings = lang_of(request), state.settings
+        timezone = settings.timezone
         code = request.query_params.get("benefit") or DEFAULT_CODE
+        now = clock.now()
         async with state.pool.acquire() as conn:
-            view = await health_checks.member_view(conn, principal.member_id, clock.now(), code)
+            view = await health_check_figures.member_view(
+                conn, principal.member_id, now, timezone=timezone, hold_s=settings.health_check_hold_s, code=code
+            )
             reasons = []
             if view.unmet:
-                today = clock.now().astimezone(ZoneInfo(timezone)).date()
-                benefit = await catalog.benefit_for_member(conn, principal.member_id, code, today)
+                benefit = await catalog.benefit_for_member(
+                    conn, principal.member_id, code, clock.local_date(now, timezone)
+                )
                 reasons = unmet_words(benefit, lang)
         return page(
             request, "member/health_checks.html", status=status, here=MEMBER_PATH, principal=principal,
-            tab="benefits", view=view, reasons=reasons, hold_words=hold_words(lang),
+            tab="benefits", view=view, reasons=reasons, hold_words=hold_words(lang, view.hold_s),
             when=lambda b: when_words(b.starts_at, b.ends_at, lang, timezone),
             by_day=lambda slots: by_day(slots, lang, timezone), **context,
         )  # fmt: skip
@@ -217,44 +250,63 @@ class MemberHealthCheckPages(Controller):
 # ------------------------------------------------------------------ the clinic's staff
 
 
+def staff_page_error(request: AnyRequest, error: DomainError) -> Response[Any]:
+    """Not signed in: to /login. A clinic outside the staff member's subtree, or a role that marks no clinic: a
+    403 page (nothing changed). Else a friendly page."""
+    if error.code == "unauthorized":
+        return Redirect("/login", status_code=303)
+    lang = lang_of(request)
+    principal = request.scope.get("unioncard.principal")  # type: ignore[call-overload]
+    text = i18n.error_text(lang, error)
+    if error.code == "forbidden":
+        marker = principal is not None and principal.role in MARKERS
+        text = i18n.t(lang, "hc_forbidden" if marker else "hc_forbidden_role")
+    context = {"error": {"text": text, "reasons": []}, "back": STAFF_HOME, "principal": principal}
+    return page(request, "error.html", status=error.status, here=STAFF_PATH, **context)
+
+
 class StaffHealthCheckPages(Controller):
     path = STAFF_PATH
     include_in_schema = False
     guards = [requires(Role.FEDERATION_ADMIN, Role.ORG_REVIEWER)]
-    exception_handlers = {DomainError: page_error("/login", "/staff")}
+    exception_handlers = {DomainError: staff_page_error}
 
     @get("/")
     async def overview(self, request: AnyRequest, principal: Principal, state: State) -> Template:
-        """The year's places and each town's share in the staff member's scope, and their clinics."""
+        """This year's figures in the staff member's scope, and their clinics."""
         now = clock.now()
-        year = now.astimezone(ZoneInfo(state.settings.timezone)).year
+        year = clock.local_date(now, state.settings.timezone).year
         code = request.query_params.get("benefit") or DEFAULT_CODE
-        figures = await health_checks.year_figures(state.pool, principal, code, year, now)
-        clinics = await health_checks.clinics_for(state.pool, principal)
+        figures = await health_check_figures.year_figures(state.pool, principal, code, year, now)
+        clinics = await health_check_staff.clinics_for(state.pool, principal)
         return page(request, "review/hc_overview.html", principal=principal, figures=figures, clinics=clinics)
 
     @get("/clinics/{clinic_id:int}")
-    async def clinic(self, request: AnyRequest, principal: Principal, state: State, clinic_id: int) -> Template:
+    async def clinic(self, request: AnyRequest, principal: Principal, state: State, clinic_id: Id) -> Template:
         """One clinic's day, slot by slot, with a button for each booked member: came, or did not."""
         done = request.query_params.get("done")
         return await self._day(request, principal, state, clinic_id, done=done if done in DONE else None)
 
     @post("/bookings/{booking_id:int}/{outcome:str}")
     async def mark(
-        self, request: AnyRequest, principal: Principal, state: State, booking_id: int, outcome: str
+        self, request: AnyRequest, principal: Principal, state: State, booking_id: Id, outcome: str
     ) -> Response[Any]:
         form = await request.form()
-        clinic_id = int(field(form, "clinic_id") or 0)
-        day = field(form, "day")
+        clinic_id, day = whole_number(field(form, "clinic_id")), field(form, "day")
+        outcome = outcome.replace("-", "_")
         try:
             async with state.pool.acquire() as conn:
-                await health_checks.mark(conn, principal, booking_id, outcome.replace("-", "_"), clock.now())
+                await health_check_staff.mark(
+                    conn, principal, booking_id, outcome, clock.now(), state.settings.timezone
+                )
         except DomainError as error:
-            if error.code in ("unauthorized", "forbidden") or not clinic_id:
+            if error.code in ("unauthorized", "forbidden") or clinic_id is None:
                 raise
             shown = alert(lang_of(request), error)
             return await self._day(request, principal, state, clinic_id, error=shown, status=error.status, day=day)
-        query = urlencode({"day": day, "done": outcome.replace("-", "_")})
+        if clinic_id is None:
+            return Redirect(STAFF_PATH, status_code=303)
+        query = urlencode({"day": day, "done": outcome})
         return Redirect(f"{STAFF_PATH}/clinics/{clinic_id}?{query}", status_code=303)
 
     async def _day(
@@ -267,11 +319,11 @@ class StaffHealthCheckPages(Controller):
         day: str | None = None,
         **context: Any,
     ) -> Template:
-        timezone = state.settings.timezone
-        today = clock.now().astimezone(ZoneInfo(timezone)).date()
-        chosen = _day_of(day if day is not None else request.query_params.get("day"), today)
+        timezone, now = state.settings.timezone, clock.now()
+        today = clock.local_date(now, timezone)
+        chosen = day_of(day if day is not None else request.query_params.get("day"), today)
         code = request.query_params.get("benefit") or DEFAULT_CODE
-        found = await health_checks.clinic_day(state.pool, principal, clinic_id, code, chosen, clock.now())
+        found = await health_check_staff.clinic_day(state.pool, principal, clinic_id, code, chosen, now)
         lang = lang_of(request)
         return page(
             request, "review/hc_clinic.html", status=status, here=f"{STAFF_PATH}/clinics/{clinic_id}",
@@ -281,13 +333,15 @@ class StaffHealthCheckPages(Controller):
         )  # fmt: skip
 
 
-def _day_of(text: str | None, today: date) -> date:
+def day_of(text: str | None, today: date) -> date:
+    """The day a query or form names (YYYY-MM-DD, years 2000 to 2999), else today."""
     try:
-        return date.fromisoformat(text) if text else today
+        chosen = date.fromisoformat(text) if text and text.isascii() else today
     except ValueError:
         return today
+    return chosen if 2000 <= chosen.year <= 2999 else today
 
 
 def health_check_routes() -> list[Any]:
     """The health-check API and pages, for app.py."""
-    return [HealthCheckController, MemberHealthCheckPages, StaffHealthCheckPages]
+    return [HealthCheckController, HealthCheckAdminController, MemberHealthCheckPages, StaffHealthCheckPages]

@@ -45,8 +45,8 @@ SELECT count(*) AS year_live,
    AND (status <> 'held' OR held_until > $5)
 
 -- name: hc_slot
--- A slot with its clinic and benefit, and the local date of $2; none: no row.
-SELECT ($2::timestamptz AT TIME ZONE till_local_tz())::date AS today, s.id, s.clinic_id, s.benefit_id, s.year, s.starts_at, s.ends_at, s.capacity,
+-- A slot with its clinic and benefit; none: no row.
+SELECT s.id, s.clinic_id, s.benefit_id, s.year, s.starts_at, s.ends_at, s.capacity,
        c.name AS clinic_name, c.status AS clinic_status, o.path AS clinic_org_path, b.code AS benefit_code
   FROM health_check_slots s
   JOIN health_check_clinics c ON c.id = s.clinic_id
@@ -93,9 +93,7 @@ SELECT k.id, k.member_id, k.benefit_id, k.year, k.slot_id, k.town_id, k.status, 
 
 -- name: hc_lock_booking
 -- The booking's row, locked, with its slot's start; none: no row.
-SELECT k.id, k.member_id, k.benefit_id, k.year, k.status, k.held_until, s.starts_at,
-       (s.starts_at AT TIME ZONE till_local_tz())::date <= ($2::timestamptz AT TIME ZONE till_local_tz())::date
-           AS slot_day_come
+SELECT k.id, k.member_id, k.benefit_id, k.year, k.status, k.held_until, s.starts_at
   FROM health_check_bookings k JOIN health_check_slots s ON s.id = k.slot_id
  WHERE k.id = $1
    FOR UPDATE OF k
@@ -157,7 +155,8 @@ SELECT x.id, x.clinic_id, x.starts_at, x.ends_at, x.capacity, x.free, c.name AS 
  ORDER BY c.name, c.id, x.starts_at
 
 -- name: hc_year_figures
--- A benefit's year at $3: places, and bookings by status (holds still running apart from run-out ones).
+-- A benefit's year at $3: its places, and the bookings by status (running holds apart from run-out ones) of
+-- the members whose org lies under path $4 ('' all); none: the year has not opened.
 SELECT y.places,
        count(k.id) FILTER (WHERE k.status = 'held' AND k.held_until > $3) AS held,
        count(k.id) FILTER (WHERE k.status = 'booked') AS booked,
@@ -166,12 +165,16 @@ SELECT y.places,
        count(k.id) FILTER (WHERE k.status = 'cancelled') AS cancelled,
        count(k.id) FILTER (WHERE k.status = 'expired' OR (k.status = 'held' AND k.held_until <= $3)) AS expired
   FROM health_check_years y
-  LEFT JOIN health_check_bookings k ON k.benefit_id = y.benefit_id AND k.year = y.year
+  LEFT JOIN (health_check_bookings k
+             JOIN members m ON m.id = k.member_id
+             JOIN orgs o ON o.id = m.org_id AND o.path LIKE $4 || '%')
+         ON k.benefit_id = y.benefit_id AND k.year = y.year
  WHERE y.benefit_id = $1 AND y.year = $2
  GROUP BY y.places
 
 -- name: hc_town_figures
--- Each town's share of a benefit's year at $3 and its live and attended bookings, within org path $4 ('' all).
+-- The shares of a benefit's year of the towns under org path $4 ('' all), each with the live bookings at $3
+-- and the attended ones counted against it.
 SELECT t.town_id, o.name AS town_name, o.path AS town_path, t.places,
        count(k.id) FILTER (WHERE k.status IN ('booked', 'attended') OR (k.status = 'held' AND k.held_until > $3))
            AS live,
@@ -179,7 +182,7 @@ SELECT t.town_id, o.name AS town_name, o.path AS town_path, t.places,
   FROM health_check_town_quotas t
   JOIN orgs o ON o.id = t.town_id
   LEFT JOIN health_check_bookings k ON k.benefit_id = t.benefit_id AND k.year = t.year AND k.town_id = t.town_id
- WHERE t.benefit_id = $1 AND t.year = $2 AND (o.path LIKE $4 || '%' OR $4 LIKE o.path || '%')
+ WHERE t.benefit_id = $1 AND t.year = $2 AND o.path LIKE $4 || '%'
  GROUP BY t.town_id, o.name, o.path, t.places
  ORDER BY o.path
 
@@ -213,20 +216,10 @@ SELECT s.id AS slot_id, s.starts_at, s.ends_at, s.capacity, k.id AS booking_id, 
  ORDER BY s.starts_at, s.id, m.name, k.id
 
 -- name: hc_insert_clinic
--- A new clinic.
+-- A new clinic; its id.
 INSERT INTO health_check_clinics (name, address, latitude, longitude, org_id)
 VALUES ($1, $2, $3, $4, $5)
 RETURNING id
-
--- name: hc_local_today
--- The local date of $1 in the union's time zone.
-SELECT ($1::timestamptz AT TIME ZONE till_local_tz())::date
-
--- name: hc_insert_slot
--- A new slot of a clinic for a benefit; its year is the local year of its start.
-INSERT INTO health_check_slots (clinic_id, benefit_id, year, starts_at, ends_at, capacity)
-VALUES ($1, $2, extract(year FROM $3::timestamptz AT TIME ZONE till_local_tz())::integer, $3, $4, $5)
-RETURNING id, year
 
 -- name: hc_set_year_places
 -- Sets a year's places (creating the year's row).
@@ -241,3 +234,28 @@ ON CONFLICT ON CONSTRAINT health_check_town_quotas_pk DO UPDATE SET places = EXC
 -- name: hc_org_kind
 -- An org's kind; none: no row.
 SELECT kind FROM orgs WHERE id = $1
+
+-- name: hc_live_by_town
+-- The live bookings of a benefit's year at $3 by the town they count against (NULL: none).
+SELECT town_id, count(*) AS live
+  FROM health_check_bookings
+ WHERE benefit_id = $1 AND year = $2 AND status IN ('held', 'booked', 'attended')
+   AND (status <> 'held' OR held_until > $3)
+ GROUP BY town_id
+
+-- name: hc_town_shares
+-- The towns' shares of a benefit's year.
+SELECT town_id, places FROM health_check_town_quotas WHERE benefit_id = $1 AND year = $2
+
+-- name: hc_insert_slots
+-- Slots of clinic $1 for benefit $2 on each local day from $3 to $4 whose ISO weekday is in $5, one starting
+-- at each local hour of $6, $7 minutes long, with $8 places; a slot already there at that start is kept.
+INSERT INTO health_check_slots (clinic_id, benefit_id, year, starts_at, ends_at, capacity)
+SELECT $1, $2, extract(year FROM d)::integer, (d + make_interval(hours => h)) AT TIME ZONE till_local_tz(),
+       (d + make_interval(hours => h, mins => $7)) AT TIME ZONE till_local_tz(), $8
+  FROM generate_series($3::date::timestamp, $4::date::timestamp, interval '1 day') AS d
+ CROSS JOIN unnest($6::integer[]) AS h
+ WHERE extract(isodow FROM d)::integer = ANY ($5::integer[])
+ ORDER BY d, h
+ON CONFLICT ON CONSTRAINT health_check_slots_clinic_start_key DO NOTHING
+RETURNING id

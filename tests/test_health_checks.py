@@ -13,15 +13,18 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import pytest
 
-from cards import health_checks, member_auth
-from cards.health_checks import HOLD_S
+from cards import health_check_admin, health_check_figures, health_check_staff, health_checks, member_auth
+from cards.health_check_admin import ClinicIn, TownShareIn, YearIn
 from tests.factories import World, add_benefit, add_card, add_staff_login, make_world, sign_in_staff, staff_token
 from unioncard.auth import SESSION_COOKIE, Principal, Role
 from unioncard.demo.health_checks import load_health_checks
 from unioncard.errors import DomainError
+from unioncard.settings import Settings
 
 NOW = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 SLOT_AT = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai, two days on
+HOLD_S = Settings().health_check_hold_s
+TIMEZONE = "Asia/Shanghai"
 
 
 @dataclass
@@ -32,15 +35,27 @@ class Checks:
     admin: Principal
 
 
+def hold(conn: asyncpg.Connection, member_id: int, slot_id: int, now: datetime):  # type: ignore[no-untyped-def]
+    return health_checks.hold(conn, member_id, slot_id, now, hold_s=HOLD_S, timezone=TIMEZONE)
+
+
+def mark(conn: asyncpg.Connection, principal: Principal, booking_id: int, outcome: str, now: datetime):  # type: ignore[no-untyped-def]
+    return health_check_staff.mark(conn, principal, booking_id, outcome, now, TIMEZONE)
+
+
+def view_of(conn: asyncpg.Connection, member_id: int, now: datetime):  # type: ignore[no-untyped-def]
+    return health_check_figures.member_view(conn, member_id, now, timezone=TIMEZONE, hold_s=HOLD_S)
+
+
 async def setup(client, dsn: str, conn: asyncpg.Connection, quota: int = 20, **benefit: object) -> Checks:
     """The district of make_world, a health-check benefit with `quota` places, a clinic in east and an admin."""
     world = await make_world(client, dsn)
     benefit_id = await add_benefit(conn, "health_check", "health_check", yearly_quota=quota, **benefit)
-    clinic_id = await health_checks.add_clinic(
-        conn, "东镇社区卫生服务中心", world.org_ids["east"], address="东镇解放路1号", latitude=30.25, longitude=120.16
-    )
     staff_id = await add_staff_login(dsn, "clinic-admin@test", "federation_admin")
     admin = Principal(role=Role.FEDERATION_ADMIN, staff_user_id=staff_id)
+    clinic = ClinicIn(name="东镇社区卫生服务中心", org_id=world.org_ids["east"], address="东镇解放路1号",
+                      latitude=30.25, longitude=120.16)  # fmt: skip
+    clinic_id = (await health_check_admin.add_clinic(conn, admin, clinic))["id"]
     return Checks(benefit_id, clinic_id, world.org_ids, admin)
 
 
@@ -56,9 +71,13 @@ async def members(conn: asyncpg.Connection, org_id: int, count: int) -> list[int
 
 
 async def slot(conn: asyncpg.Connection, checks: Checks, capacity: int, at: datetime = SLOT_AT) -> int:
-    return await health_checks.add_slot(
-        conn, checks.clinic_id, checks.benefit_id, at, at + timedelta(hours=1), capacity
-    )
+    """An hour's slot at exactly `at` (the admin API adds slots at whole local hours)."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "INSERT INTO health_check_slots (clinic_id, benefit_id, year, starts_at, ends_at, capacity)"
+        " VALUES ($1, $2, extract(year FROM $3::timestamptz AT TIME ZONE till_local_tz())::integer, $3, $4, $5)"
+        " RETURNING id",
+        checks.clinic_id, checks.benefit_id, at, at + timedelta(hours=1), capacity,
+    )  # fmt: skip
 
 
 async def live_count(conn: asyncpg.Connection, where: str = "true") -> int:
@@ -75,7 +94,7 @@ async def concurrent_holds(dsn: str, pairs: list[tuple[int, int]], now: datetime
     async def one(conn: asyncpg.Connection, member_id: int, slot_id: int) -> str:
         await start.wait()
         try:
-            await health_checks.hold(conn, member_id, slot_id, now)
+            await hold(conn, member_id, slot_id, now)
         except DomainError as error:
             return error.code
         return "held"
@@ -106,7 +125,7 @@ async def test_quota_20_with_50_concurrent_bookings_books_exactly_20(client, dsn
     slots = [await slot(conn, checks, 10, SLOT_AT + timedelta(hours=h)) for h in range(5)]
     people = await members(conn, checks.org_ids["east"], 50)
     outcome = await concurrent_holds(dsn, [(m, slots[i % 5]) for i, m in enumerate(people)])
-    assert outcome == {"held": 20, "hc_quota_full": 30}
+    assert outcome == {"held": 20, "health_check_quota_full": 30}
     assert await live_count(conn) == 20
     per_slot = await conn.fetch("SELECT slot_id, count(*) AS n FROM health_check_bookings GROUP BY slot_id")
     assert all(row["n"] <= 10 for row in per_slot)
@@ -116,14 +135,17 @@ async def test_quota_20_with_50_concurrent_bookings_books_exactly_20(client, dsn
     for row in booked:
         await health_checks.confirm(conn, row["member_id"], row["id"], NOW + timedelta(minutes=1))
     late = await members(conn, checks.org_ids["west"], 1)
-    assert await code_of(health_checks.hold(conn, late[0], slots[0], NOW + timedelta(hours=1))) == "hc_quota_full"
-    figures = await health_checks.year_figures(conn, checks.admin, "health_check", 2026, NOW + timedelta(hours=1))
+    assert await code_of(hold(conn, late[0], slots[0], NOW + timedelta(hours=1))) == "health_check_quota_full"
+    figures = await health_check_figures.year_figures(
+        conn, checks.admin, "health_check", 2026, NOW + timedelta(hours=1)
+    )
     assert (figures.places, figures.booked, figures.left) == (20, 20, 0)
 
 
 async def test_a_towns_share_holds_under_concurrency(client, dsn, conn) -> None:
     checks = await setup(client, dsn, conn, quota=100)
-    await health_checks.set_places(conn, checks.benefit_id, 2026, 100, {checks.org_ids["east"]: 5})
+    east_share = YearIn(places=100, towns=[TownShareIn(town_id=checks.org_ids["east"], places=5)])
+    await health_check_admin.set_year(conn, checks.admin, 2026, east_share, NOW)
     slot_id = await slot(conn, checks, 50)
     # A member of a village under east counts against east's share.
     village = await conn.fetchval(
@@ -132,12 +154,13 @@ async def test_a_towns_share_holds_under_concurrency(client, dsn, conn) -> None:
     east = await members(conn, checks.org_ids["east"], 10) + await members(conn, village, 10)
     west = await members(conn, checks.org_ids["west"], 10)
     outcome = await concurrent_holds(dsn, [(m, slot_id) for m in east + west])
-    assert outcome == {"held": 15, "hc_town_quota_full": 15}
+    assert outcome == {"held": 15, "health_check_town_quota_full": 15}
     assert await live_count(conn, f"town_id = {checks.org_ids['east']}") == 5
     assert await live_count(conn, f"town_id = {checks.org_ids['west']}") == 10
     with pytest.raises(DomainError) as refused:
-        await health_checks.set_places(conn, checks.benefit_id, 2026, 100, {village: 3})
-    assert refused.value.code == "hc_not_a_town"
+        await health_check_admin.set_year(conn, checks.admin, 2026, YearIn(places=100, towns=[
+            TownShareIn(town_id=village, places=3)]), NOW)  # fmt: skip
+    assert refused.value.code == "health_check_not_a_town"
 
 
 async def test_a_slots_capacity_holds_under_concurrency(client, dsn, conn) -> None:
@@ -145,7 +168,7 @@ async def test_a_slots_capacity_holds_under_concurrency(client, dsn, conn) -> No
     small = await slot(conn, checks, 3)
     people = await members(conn, checks.org_ids["west"], 12)
     outcome = await concurrent_holds(dsn, [(m, small) for m in people])
-    assert outcome == {"held": 3, "hc_slot_full": 9}
+    assert outcome == {"held": 3, "health_check_slot_full": 9}
 
 
 async def test_one_member_holding_many_slots_at_once_gets_one(client, dsn, conn) -> None:
@@ -153,7 +176,7 @@ async def test_one_member_holding_many_slots_at_once_gets_one(client, dsn, conn)
     slots = [await slot(conn, checks, 5, SLOT_AT + timedelta(hours=h)) for h in range(6)]
     (member,) = await members(conn, checks.org_ids["east"], 1)
     outcome = await concurrent_holds(dsn, [(member, s) for s in slots])
-    assert outcome == {"held": 1, "hc_already_booked": 5}
+    assert outcome == {"held": 1, "health_check_already_booked": 5}
 
 
 # ------------------------------------------------------------------ holds, cancellations and attendance
@@ -163,17 +186,17 @@ async def test_a_hold_that_runs_out_frees_its_slot_and_cannot_be_confirmed(clien
     checks = await setup(client, dsn, conn, quota=1)
     only = await slot(conn, checks, 1)
     first, second = await members(conn, checks.org_ids["east"], 2)
-    held = await health_checks.hold(conn, first, only, NOW)
+    held = await hold(conn, first, only, NOW)
     assert held.status == "held" and held.seconds_left == HOLD_S
-    assert await code_of(health_checks.hold(conn, second, only, NOW + timedelta(minutes=9))) == "hc_quota_full"
+    assert await code_of(hold(conn, second, only, NOW + timedelta(minutes=9))) == "health_check_quota_full"
 
     # Once the hold has run out, no sweep is needed: the place counts as free at once.
     later = NOW + timedelta(seconds=HOLD_S + 1)
-    view = await health_checks.member_view(conn, second, later)
+    view = await view_of(conn, second, later)
     assert view.places.year_left == 1 and view.clinics[0].slots[0].free == 1
     assert (await health_checks.booking_of(conn, held.id, later)).status == "expired"
-    taken = await health_checks.hold(conn, second, only, later)
-    assert await code_of(health_checks.confirm(conn, first, held.id, later)) == "hc_hold_expired"
+    taken = await hold(conn, second, only, later)
+    assert await code_of(health_checks.confirm(conn, first, held.id, later)) == "health_check_hold_expired"
     assert await conn.fetchval("SELECT status FROM health_check_bookings WHERE id = $1", held.id) == "expired"
     confirmed = await health_checks.confirm(conn, second, taken.id, later + timedelta(minutes=1))
     assert confirmed.status == "booked"
@@ -183,13 +206,13 @@ async def test_the_sweep_marks_run_out_holds_and_a_member_may_hold_again(client,
     checks = await setup(client, dsn, conn)
     one, two = await slot(conn, checks, 2), await slot(conn, checks, 2, SLOT_AT + timedelta(hours=1))
     (member,) = await members(conn, checks.org_ids["east"], 1)
-    first = await health_checks.hold(conn, member, one, NOW)
+    first = await hold(conn, member, one, NOW)
     assert await health_checks.sweep_expired(conn, NOW + timedelta(minutes=5)) == 0
     assert await health_checks.sweep_expired(conn, NOW + timedelta(minutes=11)) == 1
-    second = await health_checks.hold(conn, member, two, NOW + timedelta(minutes=20))
-    assert await code_of(health_checks.hold(conn, member, one, NOW + timedelta(minutes=25))) == "hc_already_booked"
+    second = await hold(conn, member, two, NOW + timedelta(minutes=20))
+    assert await code_of(hold(conn, member, one, NOW + timedelta(minutes=25))) == "health_check_already_booked"
     # The member's own run-out hold, not swept, does not stop them holding again: a hold sweeps its year.
-    third = await health_checks.hold(conn, member, one, NOW + timedelta(minutes=40))
+    third = await hold(conn, member, one, NOW + timedelta(minutes=40))
     statuses = dict(await conn.fetch("SELECT id, status FROM health_check_bookings"))
     assert statuses == {first.id: "expired", second.id: "expired", third.id: "held"}
 
@@ -198,10 +221,13 @@ async def test_a_hold_never_outlasts_the_slots_start(client, dsn, conn) -> None:
     checks = await setup(client, dsn, conn)
     soon = await slot(conn, checks, 2, NOW + timedelta(minutes=4))
     (member,) = await members(conn, checks.org_ids["east"], 1)
-    held = await health_checks.hold(conn, member, soon, NOW)
+    held = await hold(conn, member, soon, NOW)
     assert held.held_until == NOW + timedelta(minutes=4)
-    assert await code_of(health_checks.confirm(conn, member, held.id, NOW + timedelta(minutes=5))) == "hc_hold_expired"
-    assert await code_of(health_checks.hold(conn, member, soon, NOW + timedelta(minutes=5))) == "hc_slot_closed"
+    assert (
+        await code_of(health_checks.confirm(conn, member, held.id, NOW + timedelta(minutes=5)))
+        == "health_check_hold_expired"
+    )
+    assert await code_of(hold(conn, member, soon, NOW + timedelta(minutes=5))) == "health_check_slot_closed"
 
 
 async def test_cancel_and_no_show_free_the_place_and_attendance_keeps_it(client, dsn, conn) -> None:
@@ -210,51 +236,56 @@ async def test_cancel_and_no_show_free_the_place_and_attendance_keeps_it(client,
     a, b, c, d, e = await members(conn, checks.org_ids["east"], 5)
     booking = {}
     for member in (a, b):
-        held = await health_checks.hold(conn, member, day, NOW)
+        held = await hold(conn, member, day, NOW)
         booking[member] = await health_checks.confirm(conn, member, held.id, NOW)
-    assert await code_of(health_checks.hold(conn, c, day, NOW)) == "hc_quota_full"
+    assert await code_of(hold(conn, c, day, NOW)) == "health_check_quota_full"
 
     cancelled = await health_checks.cancel(conn, a, booking[a].id, NOW + timedelta(hours=1))
     assert cancelled.status == "cancelled"
-    booking[c] = await health_checks.hold(conn, c, day, NOW + timedelta(hours=1))
+    booking[c] = await hold(conn, c, day, NOW + timedelta(hours=1))
     await health_checks.confirm(conn, c, booking[c].id, NOW + timedelta(hours=1))
-    assert await code_of(health_checks.hold(conn, d, day, NOW + timedelta(hours=1))) == "hc_quota_full"
+    assert await code_of(hold(conn, d, day, NOW + timedelta(hours=1))) == "health_check_quota_full"
 
     # The clinic marks on the slot's day, not before.
     on_the_day = SLOT_AT + timedelta(hours=2)
-    early = health_checks.mark(conn, checks.admin, booking[b].id, "no_show", NOW + timedelta(hours=2))
-    assert await code_of(early) == "hc_not_markable"
-    assert (await health_checks.mark(conn, checks.admin, booking[b].id, "no_show", on_the_day)).status == "no_show"
-    assert (await health_checks.mark(conn, checks.admin, booking[c].id, "attended", on_the_day)).status == "attended"
+    early = mark(conn, checks.admin, booking[b].id, "no_show", NOW + timedelta(hours=2))
+    assert await code_of(early) == "health_check_not_markable"
+    assert (await mark(conn, checks.admin, booking[b].id, "no_show", on_the_day)).status == "no_show"
+    assert (await mark(conn, checks.admin, booking[c].id, "attended", on_the_day)).status == "attended"
     # Marked twice alike changes nothing; another outcome afterwards is refused.
-    await health_checks.mark(conn, checks.admin, booking[c].id, "attended", on_the_day)
-    again = health_checks.mark(conn, checks.admin, booking[c].id, "no_show", on_the_day)
-    assert await code_of(again) == "hc_not_markable"
-    assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action LIKE 'health_check.%'") == 2
+    await mark(conn, checks.admin, booking[c].id, "attended", on_the_day)
+    again = mark(conn, checks.admin, booking[c].id, "no_show", on_the_day)
+    assert await code_of(again) == "health_check_not_markable"
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action IN ('health_check.attended', 'health_check.no_show')"
+        )
+        == 2
+    )
     marked_by = await conn.fetchval("SELECT marked_by FROM health_check_bookings WHERE id = $1", booking[c].id)
     assert marked_by == checks.admin.staff_user_id
 
     # The no-show freed one place (d takes it); the attendance still holds one (e is refused).
     later_slot = await slot(conn, checks, 5, SLOT_AT + timedelta(days=1))
-    await health_checks.hold(conn, d, later_slot, on_the_day)
-    assert await code_of(health_checks.hold(conn, e, later_slot, on_the_day)) == "hc_quota_full"
+    await hold(conn, d, later_slot, on_the_day)
+    assert await code_of(hold(conn, e, later_slot, on_the_day)) == "health_check_quota_full"
     # Attended or past its start, a booking can no longer be cancelled.
-    assert await code_of(health_checks.cancel(conn, c, booking[c].id, on_the_day)) == "hc_not_cancellable"
+    assert await code_of(health_checks.cancel(conn, c, booking[c].id, on_the_day)) == "health_check_not_cancellable"
 
 
 async def test_one_live_booking_per_member_and_year(client, dsn, conn) -> None:
     checks = await setup(client, dsn, conn)
     one, two = await slot(conn, checks, 5), await slot(conn, checks, 5, SLOT_AT + timedelta(days=2))
     (member,) = await members(conn, checks.org_ids["east"], 1)
-    first = await health_checks.hold(conn, member, one, NOW)
-    assert await code_of(health_checks.hold(conn, member, two, NOW)) == "hc_already_booked"
+    first = await hold(conn, member, one, NOW)
+    assert await code_of(hold(conn, member, two, NOW)) == "health_check_already_booked"
     await health_checks.confirm(conn, member, first.id, NOW)
-    assert await code_of(health_checks.hold(conn, member, two, NOW)) == "hc_already_booked"
+    assert await code_of(hold(conn, member, two, NOW)) == "health_check_already_booked"
     await health_checks.cancel(conn, member, first.id, NOW)
-    second = await health_checks.hold(conn, member, two, NOW)
+    second = await hold(conn, member, two, NOW)
     await health_checks.confirm(conn, member, second.id, NOW)
-    await health_checks.mark(conn, checks.admin, second.id, "attended", SLOT_AT + timedelta(days=2, hours=1))
-    assert await code_of(health_checks.hold(conn, member, one, NOW)) == "hc_already_booked"
+    await mark(conn, checks.admin, second.id, "attended", SLOT_AT + timedelta(days=2, hours=1))
+    assert await code_of(hold(conn, member, one, NOW)) == "health_check_already_booked"
     # The database refuses a second live row whatever the code does.
     with pytest.raises(asyncpg.UniqueViolationError):
         await conn.execute(
@@ -270,9 +301,9 @@ async def test_only_the_member_moves_their_booking_and_only_clinic_staff_of_its_
     checks = await setup(client, dsn, conn)
     day = await slot(conn, checks, 5)
     mine, other = await members(conn, checks.org_ids["east"], 2)
-    held = await health_checks.hold(conn, mine, day, NOW)
-    assert await code_of(health_checks.confirm(conn, other, held.id, NOW)) == "hc_booking_not_found"
-    assert await code_of(health_checks.cancel(conn, other, held.id, NOW)) == "hc_booking_not_found"
+    held = await hold(conn, mine, day, NOW)
+    assert await code_of(health_checks.confirm(conn, other, held.id, NOW)) == "health_check_booking_not_found"
+    assert await code_of(health_checks.cancel(conn, other, held.id, NOW)) == "health_check_booking_not_found"
     await health_checks.confirm(conn, mine, held.id, NOW)
     west_id = await add_staff_login(dsn, "west@test", "org_reviewer", org_id=checks.org_ids["west"])
     east_id = await add_staff_login(dsn, "east@test", "org_reviewer", org_id=checks.org_ids["east"])
@@ -280,18 +311,18 @@ async def test_only_the_member_moves_their_booking_and_only_clinic_staff_of_its_
     west = Principal(role=Role.ORG_REVIEWER, staff_user_id=west_id, org_path=paths[checks.org_ids["west"]])
     east = Principal(role=Role.ORG_REVIEWER, staff_user_id=east_id, org_path=paths[checks.org_ids["east"]])
     on_the_day = SLOT_AT + timedelta(hours=1)
-    assert await code_of(health_checks.mark(conn, west, held.id, "attended", on_the_day)) == "forbidden"
+    assert await code_of(mark(conn, west, held.id, "attended", on_the_day)) == "forbidden"
     assert await conn.fetchval("SELECT status FROM health_check_bookings WHERE id = $1", held.id) == "booked"
-    assert (await health_checks.mark(conn, east, held.id, "attended", on_the_day)).status == "attended"
+    assert (await mark(conn, east, held.id, "attended", on_the_day)).status == "attended"
 
 
 async def test_eligibility_comes_from_the_catalog(client, dsn, conn) -> None:
     checks = await setup(client, dsn, conn, eligible_tags=["劳模"])
     day = await slot(conn, checks, 5)
     (member,) = await members(conn, checks.org_ids["east"], 1)
-    assert await code_of(health_checks.hold(conn, member, day, NOW)) == "benefit_not_eligible"
+    assert await code_of(hold(conn, member, day, NOW)) == "benefit_not_eligible"
     await conn.execute("UPDATE members SET tags = '{劳模}' WHERE id = $1", member)
-    assert (await health_checks.hold(conn, member, day, NOW)).status == "held"
+    assert (await hold(conn, member, day, NOW)).status == "held"
 
 
 # ------------------------------------------------------------------ the API and the pages (the real clock)
@@ -314,8 +345,10 @@ async def open_world(client, dsn: str, conn: asyncpg.Connection, capacity: int =
     benefit_id = await add_benefit(
         conn, "health_check", "health_check", name_zh="免费体检", name_en="Free health check", yearly_quota=20
     )
-    clinic_id = await health_checks.add_clinic(conn, "东镇社区卫生服务中心", world.org_ids["east"], address="解放路1号")
-    checks = Checks(benefit_id, clinic_id, world.org_ids, Principal(role=Role.FEDERATION_ADMIN))
+    admin = Principal(role=Role.FEDERATION_ADMIN)
+    clinic = ClinicIn(name="东镇社区卫生服务中心", org_id=world.org_ids["east"], address="解放路1号")
+    clinic_id = (await health_check_admin.add_clinic(conn, admin, clinic))["id"]
+    checks = Checks(benefit_id, clinic_id, world.org_ids, admin)
     at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
     return world, checks, await slot(conn, checks, capacity, at)
 
@@ -334,7 +367,7 @@ async def test_the_api_books_confirms_and_marks_within_scope(client, dsn, conn) 
     held = await client.post(f"{api}/holds", json={"slot_id": slot_id})
     assert held.status_code == 201 and held.json()["status"] == "held" and held.json()["seconds_left"] == HOLD_S
     again = await client.post(f"{api}/holds", json={"slot_id": slot_id})
-    assert again.status_code == 409 and again.json()["code"] == "hc_already_booked"
+    assert again.status_code == 409 and again.json()["code"] == "health_check_already_booked"
     assert again.headers["content-type"].startswith("application/problem+json")
     assert (await client.post(f"{api}/holds", json={"slot_id": "1"})).status_code == 422
     booking_id = held.json()["id"]
@@ -347,16 +380,16 @@ async def test_the_api_books_confirms_and_marks_within_scope(client, dsn, conn) 
     client.cookies.clear()
     await signed_in_member(client, dsn, world, "b")
     other = await client.post(f"{api}/bookings/{booking_id}/cancel")
-    assert other.status_code == 404 and other.json()["code"] == "hc_booking_not_found"
+    assert other.status_code == 404 and other.json()["code"] == "health_check_booking_not_found"
     full = await client.post(f"{api}/holds", json={"slot_id": slot_id})
-    assert full.status_code == 409 and full.json()["code"] == "hc_slot_full"
+    assert full.status_code == 409 and full.json()["code"] == "health_check_slot_full"
     client.cookies.clear()
 
     west = await staff_token(dsn, "org_reviewer", org_id=world.org_ids["west"])
     refused = await client.post(f"{api}/bookings/{booking_id}/attended", headers=west)
     assert refused.status_code == 403
     early = await client.post(f"{api}/bookings/{booking_id}/attended", headers=world.admin)
-    assert early.status_code == 409 and early.json()["code"] == "hc_not_markable"
+    assert early.status_code == 409 and early.json()["code"] == "health_check_not_markable"
     assert await conn.fetchval("SELECT status FROM health_check_bookings WHERE id = $1", booking_id) == "booked"
     # The day of the slot comes: the admin (any clinic) marks it.
     await conn.execute("UPDATE health_check_slots SET starts_at = now() - interval '2 hours',"
@@ -421,14 +454,303 @@ async def test_the_staff_page_marks_who_came(client, dsn, conn) -> None:
     await add_staff_login(dsn, "west@test", "org_reviewer", org_id=world.org_ids["west"])
     await sign_in_staff(client, "west@test")
     other = await client.get(f"/staff/health-checks/clinics/{checks.clinic_id}", follow_redirects=False)
-    assert other.status_code == 303  # forbidden on a page: back to sign in
+    assert other.status_code == 403 and "这家体检机构不在您的范围内" in other.text and "张a" not in other.text
     assert "东镇社区卫生服务中心" not in (await client.get("/staff/health-checks")).text
+    # Marking a booking of east's clinic from west: a 403 page, and nothing changed.
+    await conn.execute("UPDATE health_check_bookings SET status = 'booked', closed_at = NULL, marked_by = NULL"
+                       " WHERE id = $1", held["id"])  # fmt: skip
+    refused = await client.post(f"/staff/health-checks/bookings/{held['id']}/attended",
+                                data={"clinic_id": str(checks.clinic_id), "day": str(day)},
+                                follow_redirects=False)  # fmt: skip
+    assert refused.status_code == 403 and "这家体检机构不在您的范围内" in refused.text
+    assert await conn.fetchval("SELECT status FROM health_check_bookings WHERE id = $1", held["id"]) == "booked"
+    assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'health_check.attended'") == 0
 
 
 def health_checks_zone():  # type: ignore[no-untyped-def]
     from zoneinfo import ZoneInfo
 
     return ZoneInfo("Asia/Shanghai")
+
+
+# ------------------------------------------------------------------ each staff member's figures
+
+
+async def test_a_town_reviewer_sees_only_their_towns_figures_and_the_federation_all(client, dsn, conn) -> None:
+    checks = await setup(client, dsn, conn, quota=100)
+    east_id, west_id = checks.org_ids["east"], checks.org_ids["west"]
+    shares = YearIn(
+        places=100, towns=[TownShareIn(town_id=east_id, places=30), TownShareIn(town_id=west_id, places=20)]
+    )
+    await health_check_admin.set_year(conn, checks.admin, 2026, shares, NOW)
+    day = await slot(conn, checks, 10)
+    east = await members(conn, east_id, 2)
+    west = await members(conn, west_id, 3)
+    for member in east + west[:2]:
+        held = await hold(conn, member, day, NOW)
+        await health_checks.confirm(conn, member, held.id, NOW)
+    await hold(conn, west[2], day, NOW)  # a running hold of west's
+
+    everyone = await health_check_figures.year_figures(conn, checks.admin, "health_check", 2026, NOW)
+    assert (everyone.whole_year, everyone.places, everyone.left) == (True, 100, 95)
+    assert (everyone.booked, everyone.held) == (4, 1)
+    assert [(t.town_id, t.places, t.live, t.left) for t in everyone.towns] == [
+        (east_id, 30, 2, 28),
+        (west_id, 20, 3, 17),
+    ]
+
+    paths = dict(await conn.fetch("SELECT id, path FROM orgs"))
+    reviewer = Principal(role=Role.ORG_REVIEWER, org_id=east_id, org_path=paths[east_id])
+    mine = await health_check_figures.year_figures(conn, reviewer, "health_check", 2026, NOW)
+    assert (mine.whole_year, mine.places, mine.left, mine.booked, mine.held) == (False, 30, 28, 2, 0)
+    assert [t.town_id for t in mine.towns] == [east_id]
+
+    # The API: a town reviewer gets their town's figures, the federation admin the year's.
+    api = "/api/benefits/v1/health-checks/quota?year=2026"
+    east_token = await staff_token(dsn, "org_reviewer", org_id=east_id)
+    west_quota = (await client.get(api, headers=await staff_token(dsn, "org_reviewer", org_id=west_id))).json()
+    # (The API goes by the real clock, by which west's hold made at NOW has run out.)
+    assert (west_quota["places"], west_quota["booked"], west_quota["expired"]) == (20, 2, 1)
+    assert [t["town_id"] for t in west_quota["towns"]] == [west_id]
+    assert (await client.get(api, headers=east_token)).json()["booked"] == 2
+    # A reviewer of a town without a share: their members' bookings, no places of their own.
+    north = await conn.fetchval(
+        "INSERT INTO orgs (parent_id, kind, name) VALUES ($1, 'town', '北镇') RETURNING id", checks.org_ids["district"]
+    )
+    north_quota = (await client.get(api, headers=await staff_token(dsn, "org_reviewer", org_id=north))).json()
+    assert (north_quota["places"], north_quota["left"], north_quota["booked"], north_quota["towns"]) == (
+        None, None, 0, [],
+    )  # fmt: skip
+
+    # The staff page: east's reviewer reads east's share and counts, not the district's.
+    await add_staff_login(dsn, "east@test", "org_reviewer", org_id=east_id)
+    await sign_in_staff(client, "east@test")
+    shown = await client.get("/staff/health-checks")
+    assert shown.status_code == 200 and "本辖区分配名额" in shown.text and "west镇" not in shown.text
+    assert re.search(r'data-testid="hc-places">30<', shown.text) and re.search(r'data-testid="hc-left">28<', shown.text)
+
+
+# ------------------------------------------------------------------ odd input, the hold's setting
+
+
+async def test_odd_numbers_in_forms_and_queries_never_give_a_500(client, dsn, conn) -> None:
+    world, checks, slot_id = await open_world(client, dsn, conn)
+    await signed_in_member(client, dsn, world, "a")
+    for typed in ("²", "abc", "１２", "99999999999999999999", ""):
+        held = await client.post("/me/health-checks/hold", data={"slot_id": typed})
+        assert held.status_code == 404 and "没有这个体检时段" in held.text, typed
+    for path in ("²", "99999999999999999999"):
+        answer = await client.post(f"/me/health-checks/{path}/confirm")
+        assert answer.status_code < 500, path
+        api = await client.post(f"/api/benefits/v1/health-checks/bookings/{path}/cancel")
+        assert api.status_code < 500, path
+    assert await conn.fetchval("SELECT count(*) FROM health_check_bookings") == 0
+    client.cookies.clear()
+    for query in ("year=²", "year=abc", "year=1"):
+        answer = await client.get(f"/api/benefits/v1/health-checks/quota?{query}", headers=world.admin)
+        assert answer.status_code == 422 and answer.json()["code"] == "malformed_request", query
+    await add_staff_login(dsn, "east@test", "org_reviewer", org_id=world.org_ids["east"])
+    await sign_in_staff(client, "east@test")
+    for typed in ("²", "abc"):
+        marked = await client.post("/staff/health-checks/bookings/1/attended", data={"clinic_id": typed, "day": "x"})
+        assert marked.status_code == 404, typed  # no such booking, said on a page
+    for day in ("0001-01-01", "9999-12-31", "２０２６-01-01", "²"):
+        shown = await client.get(f"/staff/health-checks/clinics/{checks.clinic_id}?day={day}")
+        assert shown.status_code == 200, day
+
+
+async def test_the_hold_lasts_as_the_settings_say(dsn, conn) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from unioncard.app import create_app
+    from unioncard.settings import load_settings
+
+    assert load_settings({"UNIONCARD_HEALTH_CHECK_HOLD_S": "90"}).health_check_hold_s == 90
+    settings = Settings(secret_key="test-secret", terminal_cache_ttl_s=0.0, health_check_hold_s=90)
+    async with AsyncTestClient(app=create_app(settings, dsn=dsn)) as client:
+        world, _, slot_id = await open_world(client, dsn, conn)
+        await signed_in_member(client, dsn, world, "a")
+        held = (await client.post("/api/benefits/v1/health-checks/holds", json={"slot_id": slot_id})).json()
+        assert 89 <= held["seconds_left"] <= 90
+        assert "90 秒" in (await client.get("/me/health-checks?lang=zh-CN")).text
+
+
+# ------------------------------------------------------------------ the admin API
+
+
+async def admin_world(client, dsn: str, conn: asyncpg.Connection) -> tuple[World, int]:
+    world = await make_world(client, dsn)
+    benefit_id = await add_benefit(conn, "health_check", "health_check", yearly_quota=50)
+    return world, benefit_id
+
+
+async def unchanged(conn: asyncpg.Connection) -> tuple[object, ...]:
+    """What the admin API writes, to show a refusal changed nothing."""
+    return (
+        tuple(await conn.fetch("SELECT benefit_id, year, places FROM health_check_years ORDER BY 1, 2")),
+        tuple(await conn.fetch("SELECT town_id, places FROM health_check_town_quotas ORDER BY 1")),
+        await conn.fetchval("SELECT count(*) FROM health_check_clinics"),
+        await conn.fetchval("SELECT count(*) FROM health_check_slots"),
+        await conn.fetchval("SELECT count(*) FROM audit_log"),
+    )
+
+
+def problem(answer, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["code"] == code, answer.text
+
+
+async def test_the_admin_sets_a_years_places_and_the_towns_shares(client, dsn, conn) -> None:
+    world, _ = await admin_world(client, dsn, conn)
+    east, west, district = world.org_ids["east"], world.org_ids["west"], world.org_ids["district"]
+    api = "/api/admin/v1/health-checks/years/2026"
+    body = {"places": 50, "towns": [{"town_id": east, "places": 30}, {"town_id": west, "places": 20}]}
+    done = await client.post(api, json=body, headers=world.admin)
+    assert done.status_code == 200, done.text
+    assert (done.json()["places"], [t["places"] for t in done.json()["towns"]]) == (50, [30, 20])
+    audit = await conn.fetchrow("SELECT actor, detail FROM audit_log WHERE action = 'health_check.year_set'")
+    assert audit["actor"].startswith("federation_admin:") and '"places": 50' in audit["detail"]
+
+    # Three members of east take places.
+    checks = Checks(
+        (await conn.fetchval("SELECT id FROM benefits")), 0, world.org_ids, Principal(role=Role.FEDERATION_ADMIN)
+    )
+    checks.clinic_id = (
+        await health_check_admin.add_clinic(conn, checks.admin, ClinicIn(name="东镇医院", org_id=east))
+    )["id"]
+    day = await slot(conn, checks, 10)
+    for member in await members(conn, east, 3):
+        await hold(conn, member, day, datetime.now(UTC))
+
+    before = await unchanged(conn)
+    refusals = [
+        ({"places": 40}, 409, "health_check_shares_over_places"),  # 30 + 20 > 40
+        ({"places": 50, "towns": [{"town_id": east, "places": 31}]}, 409, "health_check_shares_over_places"),
+        ({"places": 2}, 409, "health_check_places_below_used"),
+        ({"places": 50, "towns": [{"town_id": east, "places": 2}]}, 409, "health_check_share_below_used"),
+        ({"places": 50, "towns": [{"town_id": district, "places": 1}]}, 422, "health_check_not_a_town"),
+        ({"places": 50, "towns": [{"town_id": 10**9, "places": 1}]}, 422, "health_check_not_a_town"),
+        ({"places": 50, "towns": [{"town_id": west, "places": 1}, {"town_id": west, "places": 2}]}, 422,
+         "validation_failed"),
+        ({"places": -1}, 422, "malformed_request"),
+        ({"places": "²"}, 422, "malformed_request"),
+        ({"towns": []}, 422, "malformed_request"),
+        ({"places": 50, "benefit": "no_such"}, 404, "benefit_not_found"),
+    ]  # fmt: skip
+    for refused, status, code in refusals:
+        problem(await client.post(api, json=refused, headers=world.admin), status, code)
+    problem(await client.post("/api/admin/v1/health-checks/years/1999", json=body, headers=world.admin), 422,
+            "malformed_request")  # fmt: skip
+    reviewer = await staff_token(dsn, "org_reviewer", org_id=east)
+    problem(await client.post(api, json=body, headers=reviewer), 403, "forbidden")
+    assert await unchanged(conn) == before
+
+    # Lowering west's share and the year's places to what fits is fine; shares of towns not listed stay.
+    lowered = await client.post(
+        api, json={"places": 33, "towns": [{"town_id": west, "places": 0}]}, headers=world.admin
+    )
+    assert lowered.status_code == 200, lowered.text
+    assert dict(await conn.fetch("SELECT town_id, places FROM health_check_town_quotas")) == {east: 30, west: 0}
+    uncapped = await client.post(api, json={"places": None}, headers=world.admin)
+    assert uncapped.status_code == 200 and uncapped.json()["places"] is None
+
+
+async def test_a_share_set_while_members_book_never_falls_below_their_places(client, dsn, conn) -> None:
+    checks = await setup(client, dsn, conn, quota=100)
+    east = checks.org_ids["east"]
+    await health_check_admin.set_year(conn, checks.admin, 2026, YearIn(places=100, towns=[
+        TownShareIn(town_id=east, places=40)]), NOW)  # fmt: skip
+    day = await slot(conn, checks, 50)
+    people = await members(conn, east, 20)
+    admin_conn = await asyncpg.connect(dsn)
+    try:
+        lowered = asyncio.create_task(code_of(health_check_admin.set_year(admin_conn, checks.admin, 2026, YearIn(
+            places=100, towns=[TownShareIn(town_id=east, places=10)]), NOW)))  # fmt: skip
+        outcome = await concurrent_holds(dsn, [(m, day) for m in people])
+        refused = await lowered
+    finally:
+        await admin_conn.close()
+    share = await conn.fetchval("SELECT places FROM health_check_town_quotas WHERE town_id = $1", east)
+    assert await live_count(conn) <= share
+    assert (refused, share, outcome["held"]) in {("ok", 10, 10), ("health_check_share_below_used", 40, 20)}
+
+
+async def test_the_admin_adds_a_clinic(client, dsn, conn) -> None:
+    world, _ = await admin_world(client, dsn, conn)
+    api = "/api/admin/v1/health-checks/clinics"
+    body = {"name": "西镇卫生院", "org_id": world.org_ids["west"], "address": "西镇人民路2号", "latitude": 30.2,
+            "longitude": 120.1}  # fmt: skip
+    before = await unchanged(conn)
+    for refused, status, code in [
+        ({**body, "org_id": 10**9}, 404, "not_found"),
+        ({**body, "longitude": None}, 422, "validation_failed"),
+        ({**body, "name": ""}, 422, "malformed_request"),
+        ({**body, "latitude": 91}, 422, "malformed_request"),
+        ({**body, "colour": "red"}, 422, "malformed_request"),
+    ]:
+        problem(await client.post(api, json=refused, headers=world.admin), status, code)
+    reviewer = await staff_token(dsn, "org_reviewer", org_id=world.org_ids["west"])
+    problem(await client.post(api, json=body, headers=reviewer), 403, "forbidden")
+    assert await unchanged(conn) == before
+    added = await client.post(api, json=body, headers=world.admin)
+    assert added.status_code == 201, added.text
+    assert (added.json()["name"], added.json()["org_id"], added.json()["status"]) == (
+        "西镇卫生院",
+        world.org_ids["west"],
+        "active",
+    )
+    assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'health_check.clinic_add'") == 1
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    assert {"/api/admin/v1/health-checks/years/{year}", "/api/admin/v1/health-checks/clinics",
+            "/api/admin/v1/health-checks/clinics/{clinic_id}/slots"} <= set(paths)  # fmt: skip
+
+
+async def test_the_admin_adds_slots_in_bulk_once(client, dsn, conn) -> None:
+    world, benefit_id = await admin_world(client, dsn, conn)
+    admin = Principal(role=Role.FEDERATION_ADMIN)
+    clinic = await health_check_admin.add_clinic(conn, admin, ClinicIn(name="东镇医院", org_id=world.org_ids["east"]))
+    api = f"/api/admin/v1/health-checks/clinics/{clinic['id']}/slots"
+    # 1 Dec 2026 is a Tuesday: Tue to Fri, then Monday 7 Dec: 5 weekdays × 3 hours.
+    body = {"first_day": "2026-12-01", "last_day": "2026-12-07", "hours": [8, 9, 10], "capacity": 5}
+    first = await client.post(api, json=body, headers=world.admin)
+    assert first.status_code == 200 and (first.json()["created"], first.json()["existing"]) == (15, 0), first.text
+    again = await client.post(api, json=body, headers=world.admin)
+    assert (again.json()["created"], again.json()["existing"]) == (0, 15)
+    more = await client.post(
+        api, json={**body, "first_day": "2026-12-07", "last_day": "2026-12-08"}, headers=world.admin
+    )
+    assert (more.json()["created"], more.json()["existing"]) == (3, 3)
+    rows = await conn.fetch("SELECT starts_at, ends_at, capacity, year FROM health_check_slots ORDER BY starts_at")
+    assert len(rows) == 18 and {r["capacity"] for r in rows} == {5} and {r["year"] for r in rows} == {2026}
+    assert rows[0]["starts_at"] == datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
+    assert rows[0]["ends_at"] - rows[0]["starts_at"] == timedelta(hours=1)
+    assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'health_check.slots_add'") == 3
+
+    before = await unchanged(conn)
+    for refused, status, code in [
+        ({**body, "last_day": "2026-11-30"}, 422, "validation_failed"),
+        ({**body, "last_day": "2028-01-01"}, 422, "validation_failed"),
+        ({**body, "hours": [8, 8]}, 422, "validation_failed"),
+        ({**body, "hours": [8, 9], "minutes": 90}, 422, "validation_failed"),
+        ({**body, "hours": [24]}, 422, "malformed_request"),
+        ({**body, "hours": []}, 422, "malformed_request"),
+        ({**body, "capacity": 0}, 422, "malformed_request"),
+        ({**body, "weekdays": [0]}, 422, "malformed_request"),
+        ({**body, "first_day": "²"}, 422, "malformed_request"),
+        ({**body, "first_day": "1999-12-31", "last_day": "2000-01-01"}, 422, "validation_failed"),
+        ({**body, "benefit": "no_such"}, 404, "benefit_not_found"),
+    ]:
+        problem(await client.post(api, json=refused, headers=world.admin), status, code)
+    problem(await client.post("/api/admin/v1/health-checks/clinics/999999/slots", json=body, headers=world.admin),
+            404, "health_check_clinic_not_found")  # fmt: skip
+    assert await unchanged(conn) == before
+
+    # A member books a slot the API made.
+    (member,) = await members(conn, world.org_ids["east"], 1)
+    coming = await conn.fetchval("SELECT id FROM health_check_slots ORDER BY starts_at LIMIT 1")
+    assert (await hold(conn, member, coming, datetime(2026, 11, 29, 1, tzinfo=UTC))).status == "held"
+    assert benefit_id == await conn.fetchval("SELECT DISTINCT benefit_id FROM health_check_slots")
 
 
 # ------------------------------------------------------------------ the demo's bookings
@@ -465,7 +787,7 @@ async def test_the_demo_loader_fills_a_tiny_district_at_the_designs_shares(clien
     assert wrong_time == 0
     # The service agrees with the loader, and books on top of it.
     admin = Principal(role=Role.FEDERATION_ADMIN)
-    year = await health_checks.year_figures(conn, admin, "health_check", 2026, start)
+    year = await health_check_figures.year_figures(conn, admin, "health_check", 2026, start)
     assert (year.attended, year.booked, year.no_show, year.left) == (15, 1, 1, 4)
     newcomer = await conn.fetchval(
         "SELECT m.id FROM members m WHERE m.org_id = $1 AND NOT EXISTS"
@@ -473,7 +795,7 @@ async def test_the_demo_loader_fills_a_tiny_district_at_the_designs_shares(clien
     )  # fmt: skip
     coming = await conn.fetchval("SELECT id FROM health_check_slots WHERE starts_at > $1 ORDER BY starts_at LIMIT 1",
                                  start + timedelta(days=1))  # fmt: skip
-    assert (await health_checks.hold(conn, newcomer, coming, start)).status == "held"
+    assert (await hold(conn, newcomer, coming, start)).status == "held"
 
 
 # ------------------------------------------------------------------ in Chromium, on a phone
@@ -503,6 +825,7 @@ async def demo_district(client, dsn: str, conn: asyncpg.Connection) -> World:
     await add_card(client, world, "a", pin="123456", joined_on="2019-03-01")  # after: the demo has not booked 张a
     await conn.execute("UPDATE health_check_clinics SET name = replace(name, 'east镇', '东镇')")
     await add_staff_login(dsn, "admin@clinic", "federation_admin", name="区总工会管理员")
+    await add_staff_login(dsn, "west@clinic", "org_reviewer", org_id=world.org_ids["west"], name="西镇审核员")
     return world
 
 
@@ -568,3 +891,20 @@ async def test_a_member_books_on_a_phone_and_the_clinic_marks_it(
         await expect(page.locator(f"[data-booking='{booking_id}']")).to_contain_text("已体检")
         await page.screenshot(path=shots / "08-staff-day.png", full_page=True)
     assert await conn.fetchval("SELECT status FROM health_check_bookings WHERE id = $1", booking_id) == "attended"
+
+    # A reviewer of west sees west's share and members only; another town's clinic is a 403 page.
+    east_clinic = await conn.fetchval(
+        "SELECT id FROM health_check_clinics WHERE org_id <> $1 ORDER BY id LIMIT 1", world.org_ids["west"]
+    )
+    async with new_page(base_url, TABLET_PORTRAIT) as page:
+        await page.goto("/login")
+        await page.get_by_label("邮箱").fill("west@clinic")
+        await page.get_by_label("密码").fill("s3cret")
+        await page.get_by_role("button", name="登录").click()
+        await page.goto("/staff/health-checks")
+        await expect(page.get_by_text("本辖区分配名额")).to_be_visible()
+        await page.screenshot(path=shots / "09-reviewer-overview.png", full_page=True)
+        response = await page.goto(f"/staff/health-checks/clinics/{east_clinic}")
+        assert response is not None and response.status == 403
+        await expect(page.get_by_text("这家体检机构不在您的范围内。")).to_be_visible()
+        await page.screenshot(path=shots / "10-clinic-forbidden.png")

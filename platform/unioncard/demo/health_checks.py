@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from unioncard.demo.figures import DISTRICT_PLACE, ROADS, DemoError
+from unioncard.settings import Settings
 
 # DESIGN.md: 15,120 of the 20,000 places done so far; the other figures are shares of the quota.
 ATTENDED_PER_QUOTA = (15_120, 20_000)
@@ -23,7 +24,7 @@ CLINICS = 8
 CLINIC_KINDS = ("社区卫生服务中心", "中心卫生院", "人民医院体检中心", "中医院健康管理中心")
 SLOT_HOURS = (8, 9, 10, 11)  # local starts, one hour each, Monday to Friday
 SLOT_CAPACITY = 6
-HOLD = timedelta(minutes=10)
+HOLD = timedelta(seconds=Settings().health_check_hold_s)  # the run-out holds of the past lasted the default
 BOOKING_COLUMNS = (
     "member_id", "benefit_id", "year", "slot_id", "town_id", "status",
     "held_at", "held_until", "booked_at", "closed_at", "marked_by",
