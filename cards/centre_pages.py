@@ -12,21 +12,12 @@ from litestar.response import Redirect, Template
 
 from cards import centres
 from cards.centres import BookingIn
+from cards.loan_pages import page_alert
+from cards.member_pages import member_page_error
 from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
-from unioncard.pages import (
-    AnyRequest,
-    FormError,
-    alert,
-    field,
-    lang_of,
-    local_time,
-    new_key,
-    page,
-    page_error,
-    status_of,
-)
+from unioncard.pages import AnyRequest, FormError, field, lang_of, local_time, new_key, page, status_of, whole_number
 
 i18n.extend(
     {
@@ -69,6 +60,7 @@ i18n.extend(
         "centre_headcount_invalid": ("请填写人数（正整数）", "Type how many people (a whole number)"),
         "centre_hours_invalid": ("时长为1至4小时", "Book 1 to 4 hours"),
         "centre_purpose_missing": ("请填写用途", "Say what the room is for"),
+        "centre_rooms": ("房间", "Rooms"),
     }
 )
 
@@ -87,9 +79,11 @@ def _closing_soon(centre: dict[str, Any], now: datetime, timezone: str) -> bool:
 
 
 def _chosen(items: list[dict[str, Any]], wanted: str | None) -> dict[str, Any] | None:
+    """The item asked for by id, else the first (none asked, or not a number); None when there are none."""
+    number = whole_number(wanted)
     if not items:
         return None
-    return next((item for item in items if str(item["id"]) == wanted), items[0])
+    return next((item for item in items if item["id"] == number), items[0])
 
 
 async def centre_page(
@@ -98,10 +92,13 @@ async def centre_page(
     member_id, timezone, now = principal.member_id or 0, state.settings.timezone, clock.now()
     query = request.query_params
     entry = context.pop("entry", None) or {}
-    today = now.astimezone(ZoneInfo(timezone)).date()
+    today = clock.local_date(now, timezone)
     day = _day_of(entry.get("day") or query.get("day"), today)
     found = await centres.centres_near(state.pool, await centres.member_place(state.pool, member_id))
-    chosen = _chosen(found, entry.get("centre") or query.get("centre"))
+    wanted = entry.get("centre") or query.get("centre")
+    if wanted and not any(c["id"] == whole_number(wanted) for c in found):
+        raise DomainError("centre_not_found")  # closed, or never was: said in the member layout
+    chosen = _chosen(found, wanted)
     view, room = None, None
     if chosen is not None:
         if not (entry.get("day") or query.get("day")) and _closing_soon(chosen, now, timezone):
@@ -135,31 +132,35 @@ async def centre_page(
         bookings=bookings,
         entry=entry,
         key=new_key(),
-        error=alert(lang_of(request), error) if error else None,
+        error=page_alert(lang_of(request), error) if error else None,
         **context,
     )
 
 
 def booking_of(form: Any) -> BookingIn:
     """The booking the form asks for. Raises FormError."""
+    room_id = whole_number(field(form, "room_id"))
     try:
         starts_at = datetime.fromisoformat(field(form, "start"))
-        room_id = int(field(form, "room_id"))
     except ValueError:
-        raise FormError("centre_pick_a_slot") from None
-    hours, headcount, purpose = field(form, "hours") or "1", field(form, "headcount"), field(form, "purpose")
-    if not (hours.isdigit() and 1 <= int(hours) <= centres.HOURS_MAX):
+        starts_at = None
+    if room_id is None or starts_at is None or starts_at.tzinfo is None:
+        raise FormError("centre_pick_a_slot")
+    hours = whole_number(field(form, "hours") or "1", centres.HOURS_MAX)
+    if not hours:
         raise FormError("centre_hours_invalid")
-    if not (headcount.isascii() and headcount.isdigit() and 1 <= int(headcount) <= 10_000):
+    headcount = whole_number(field(form, "headcount"), 10_000)
+    if not headcount:
         raise FormError("centre_headcount_invalid")
+    purpose = field(form, "purpose")
     if not purpose or len(purpose) > 200:
         raise FormError("centre_purpose_missing")
     return BookingIn(
         room_id=room_id,
         starts_at=starts_at,
-        hours=int(hours),
+        hours=hours,
         purpose=purpose,
-        headcount=int(headcount),
+        headcount=headcount,
         idempotency_key=field(form, "idempotency_key") or None,
     )
 
@@ -168,7 +169,7 @@ class MemberCentrePages(Controller):
     path = "/me/centres"
     include_in_schema = False
     guards = [requires(Role.MEMBER)]
-    exception_handlers = {DomainError: page_error("/me/login", "/me/")}
+    exception_handlers = {DomainError: member_page_error}
 
     @get("/")
     async def index(self, request: AnyRequest, principal: Principal, state: State, done: str = "") -> Template:
@@ -181,7 +182,9 @@ class MemberCentrePages(Controller):
         entry["headcount"] = field(form, "headcount")
         try:
             data = booking_of(form)
-            made = await centres.book(state.pool, principal.member_id or 0, data, clock.now(), state.settings.timezone)
+            made, _ = await centres.book(
+                state.pool, principal.member_id or 0, data, clock.now(), state.settings.timezone
+            )
         except (FormError, DomainError) as error:
             return await centre_page(request, principal, state, error, entry=entry)
         day = local_time(made["starts_at"], state.settings.timezone, "%Y-%m-%d")

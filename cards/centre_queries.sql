@@ -31,10 +31,11 @@ SELECT latitude, longitude FROM places WHERE latitude IS NOT NULL ORDER BY rank 
 SELECT c.id, c.org_id, o.name AS org_name, c.name_zh, c.name_en, c.address_zh, c.address_en, c.latitude,
        c.longitude, c.opens_at, c.closes_at,
        (SELECT count(*) FROM service_rooms r WHERE r.centre_id = c.id AND r.status = 'open') AS rooms,
-       2 * 6371 * asin(sqrt(
+       -- haversine; its argument clamped to [0, 1], which rounding (or a wild place) can push it out of
+       2 * 6371 * asin(least(1.0, sqrt(greatest(0.0,
            power(sin(radians(c.latitude - $1::float8) / 2), 2)
            + cos(radians($1::float8)) * cos(radians(c.latitude)) * power(sin(radians(c.longitude - $2::float8) / 2), 2)
-       )) AS distance_km
+       )))) AS distance_km
   FROM service_centres c
   JOIN orgs o ON o.id = c.org_id
  WHERE c.status = 'open'
@@ -64,11 +65,13 @@ SELECT b.id, b.room_id, b.member_id, lower(b.during) AS starts_at, upper(b.durin
  ORDER BY b.room_id, lower(b.during)
 
 -- name: centre_room_for_booking
--- A room with its centre's opening hours, if both are open.
+-- A room with its centre's opening hours, if both are open; the share lock makes a room's closing wait for the
+-- booking, and a booking made while it closes see it closed.
 SELECT r.id, r.centre_id, r.kind, r.capacity, c.opens_at, c.closes_at
   FROM service_rooms r
   JOIN service_centres c ON c.id = r.centre_id
  WHERE r.id = $1 AND r.status = 'open' AND c.status = 'open'
+   FOR SHARE OF r
 
 -- name: centre_member_lock
 -- Serialises one member's bookings, so the cap on upcoming bookings holds under concurrency.
@@ -139,3 +142,44 @@ RETURNING id
 -- A room of a centre.
 INSERT INTO service_rooms (centre_id, kind, name_zh, name_en, capacity) VALUES ($1, $2, $3, $4, $5)
 RETURNING id
+
+-- name: centre_lock
+-- An open centre, locked while a room is added to it.
+SELECT id FROM service_centres WHERE id = $1 AND status = 'open' FOR NO KEY UPDATE
+
+-- name: centre_admin
+-- A centre, open or closed, as the admin API answers.
+SELECT c.id, c.org_id, o.name AS org_name, c.name_zh, c.name_en, c.address_zh, c.address_en, c.latitude,
+       c.longitude, c.opens_at, c.closes_at, c.status, c.created_at
+  FROM service_centres c
+  JOIN orgs o ON o.id = c.org_id
+ WHERE c.id = $1
+
+-- name: centre_rooms_admin
+-- All of a centre's rooms, open or closed.
+SELECT id, centre_id, kind, name_zh, name_en, capacity, status, created_at
+  FROM service_rooms
+ WHERE centre_id = $1
+ ORDER BY array_position(ARRAY['training', 'activity', 'library', 'mediation'], kind), id
+
+-- name: centre_room_admin
+-- One room, open or closed.
+SELECT id, centre_id, kind, name_zh, name_en, capacity, status, created_at FROM service_rooms WHERE id = $1
+
+-- name: centre_room_lock
+-- A room locked for closing: waits for the bookings being made (they hold it FOR SHARE).
+SELECT id, status FROM service_rooms WHERE id = $1 FOR UPDATE
+
+-- name: centre_room_upcoming
+-- How many live bookings of a room have not started by $2.
+SELECT count(*) FROM room_bookings WHERE room_id = $1 AND status = 'booked' AND lower(during) > $2
+
+-- name: centre_room_cancel_upcoming
+-- Cancel a room's live bookings that have not started by $2 (the room closes).
+UPDATE room_bookings SET status = 'cancelled', cancelled_at = $2
+ WHERE room_id = $1 AND status = 'booked' AND lower(during) > $2
+RETURNING id
+
+-- name: centre_room_close
+-- A room no one can book any more.
+UPDATE service_rooms SET status = 'closed' WHERE id = $1

@@ -12,12 +12,23 @@ from litestar.response import Redirect, Template
 from cards import catalog, loans
 from cards.loan_subsidy import MONTHS_MAX, PRINCIPAL_MAX_MINOR, RATE_BPS_MAX, LoanSubsidy, loan_subsidy
 from cards.loans import LoanApplicationIn
-from cards.member_pages import unmet_words
+from cards.member_pages import member_page_error, unmet_words
 from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires, resolve_principal
 from unioncard.errors import DomainError
 from unioncard.money import parse_yuan
-from unioncard.pages import AnyRequest, FormError, alert, field, lang_of, new_key, page, page_error, status_of
+from unioncard.pages import (
+    AnyRequest,
+    FormError,
+    alert,
+    field,
+    lang_of,
+    new_key,
+    page,
+    page_error,
+    status_of,
+    whole_number,
+)
 
 DEFAULTS = {"principal": "100000", "rate": "3.45", "months": "24"}
 REVIEW_STATUSES = ("submitted", "approved", "rejected")
@@ -98,8 +109,33 @@ i18n.extend(
             "贴息基金余额不足，无法批准该申请。",
             "The fund has too little left to approve this application.",
         ),
+        "loan_lender_invalid": ("请填写贷款银行（100字以内）", "Name the lender (at most 100 characters)"),
+        "loan_start_out_of_range": (
+            "放款日期须在一年以内，且不晚于半年后。",
+            "The loan starts at most a year ago and at most half a year ahead.",
+        ),
+        "loan_cap_reached": (
+            "您的贴息申请次数已达上限。",
+            "You have made as many subsidy applications as allowed.",
+        ),
+        "loan_not_open": ("该福利目前不在开放期内。", "This benefit is not open at present."),
     }
 )
+
+# Domain errors these pages word themselves (the API's codes are shared with grants).
+PAGE_WORDS = {"benefit_cap_reached": "loan_cap_reached"}
+
+
+def page_alert(lang: str, error: Exception) -> dict[str, Any]:
+    """What the page says about a failed step: its own words for some codes (PAGE_WORDS), for validation_failed
+    the sentence its first problem names (the problem's key); else pages.alert's."""
+    if isinstance(error, DomainError):
+        keys = [problem.get("key", "") for problem in error.extra.get("errors", [])]
+        key = PAGE_WORDS.get(error.code) or next((k for k in keys if k in i18n.MESSAGES), None)
+        if key:
+            return {"text": i18n.t(lang, key), "reasons": []}
+    return alert(lang, error)
+
 
 # ------------------------------------------------------------------ form input
 
@@ -129,9 +165,10 @@ def rate_bps_of(text: str) -> int:
 
 
 def months_of(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MONTHS_MAX:
+    months = whole_number(text, MONTHS_MAX)
+    if not months:
         raise FormError("loan_months_invalid")
-    return int(text)
+    return months
 
 
 def calculate(entry: dict[str, str]) -> LoanSubsidy:
@@ -173,7 +210,7 @@ async def member_page(
     request: AnyRequest, principal: Principal, state: State, error: Exception | None = None, **context: Any
 ) -> Template:
     lang = lang_of(request)
-    today = loans.local_date(clock.now(), state.settings.timezone)
+    today = clock.local_today(state.settings.timezone)
     member_id = principal.member_id or 0
     calc = calculator_context(request)
     try:
@@ -182,8 +219,10 @@ async def member_page(
         fund = None
     unmet: list[str] = []
     if fund is not None:
-        benefit = await catalog.benefit_for_member(state.pool, member_id, fund["code"], today)
-        unmet = unmet_words(benefit, lang)
+        try:
+            unmet = unmet_words(await catalog.benefit_for_member(state.pool, member_id, fund["code"], today), lang)
+        except DomainError:  # benefit_not_found: out of its validity now
+            unmet = [i18n.t(lang, "loan_not_open")]
     apply_entry = context.pop("apply_entry", None) or {
         **calc["entry"], "lender": "", "loan_start_on": today.isoformat(),
     }  # fmt: skip
@@ -199,7 +238,7 @@ async def member_page(
         apply_entry=apply_entry,
         key=new_key(),
         applications=await loans.member_applications(state.pool, member_id),
-        error=alert(lang, error) if error else None,
+        error=page_alert(lang, error) if error else None,
         **calc,
         **context,
     )
@@ -209,7 +248,7 @@ class MemberLoanPages(Controller):
     path = "/me/loans"
     include_in_schema = False
     guards = [requires(Role.MEMBER)]
-    exception_handlers = {DomainError: page_error("/me/login", "/me/")}
+    exception_handlers = {DomainError: member_page_error}
 
     @get("/")
     async def index(self, request: AnyRequest, principal: Principal, state: State, done: str = "") -> Template:
@@ -257,7 +296,7 @@ async def review_page(
         fund = None
     return page(
         request,
-        "loan_review.html",
+        "review/loan_review.html",
         status=status_of(error) if error else 200,
         here="/review/loans",
         principal=principal,
@@ -266,7 +305,7 @@ async def review_page(
         rows=await loans.applications_to_review(state.pool, principal, shown, REVIEW_ROWS),
         shown=shown or "all",
         statuses=REVIEW_STATUSES,
-        error=alert(lang_of(request), error) if error else None,
+        error=page_alert(lang_of(request), error) if error else None,
         **context,
     )
 

@@ -16,6 +16,26 @@ INSERT INTO loan_funds (benefit_id, total_minor, currency) VALUES ($1, $2, $3)
 ON CONFLICT (benefit_id) DO NOTHING
 RETURNING benefit_id, total_minor, drawn_minor, currency
 
+-- name: loan_fund_of
+-- One benefit's fund with what remains, after the admin set it up or changed it.
+SELECT f.benefit_id, b.code, b.name_zh, b.name_en, f.total_minor, f.drawn_minor,
+       f.total_minor - f.drawn_minor AS remaining_minor, f.currency
+  FROM loan_funds f
+  JOIN benefits b ON b.id = f.benefit_id
+ WHERE f.benefit_id = $1
+
+-- name: loan_fund_benefit
+-- The catalog entry an admin names for a new fund: its kind and currency.
+SELECT id, kind, currency FROM benefits WHERE code = $1
+
+-- name: loan_fund_lock
+-- A fund locked for a change of its total: approvals draw under the same row lock.
+SELECT benefit_id, total_minor, drawn_minor FROM loan_funds WHERE benefit_id = $1 FOR UPDATE
+
+-- name: loan_fund_set_total
+-- A fund's new total; loan_funds_not_overdrawn is the last word on it.
+UPDATE loan_funds SET total_minor = $2 WHERE benefit_id = $1
+
 -- name: loan_fund_remaining
 -- What a fund has left, read after an approval found too little.
 SELECT total_minor - drawn_minor AS remaining_minor FROM loan_funds WHERE benefit_id = $1

@@ -15,7 +15,9 @@ not Dr union:benefit_expense / Cr grants_payable: a grant is owed at once, where
 by month over up to 24 months (cards.loan_subsidy's schedule), so approval records a commitment of the
 earmarked fund to the member. The debit balance of union:loan_fund is what the fund has committed and always
 equals loan_funds.drawn_minor; each monthly payment (not built yet) would post Dr member:<id>:loan_subsidy_payable /
-Cr payouts:in_transit, as a grant's payment does.
+Cr payouts:in_transit, as a grant's payment does (platform/decisions/0008-loan-subsidy-fund.md).
+
+The federation admin sets the fund up and adjusts its total (never below what is drawn); each change is audited.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
 
+from cards import applications as _applications  # noqa: F401  (defines benefit_cap_reached, shared with grants)
 from cards import catalog
 from cards.loan_subsidy import LoanSubsidy, Months, PrincipalMinor, RateBps, loan_subsidy
-from unioncard import audit, errors
+from unioncard import audit, clock, errors
 from unioncard.auth import Principal, Role
 from unioncard.db import Queries
 from unioncard.errors import DomainError
@@ -44,17 +46,23 @@ DECIDERS = frozenset({Role.FEDERATION_ADMIN, Role.ORG_REVIEWER})
 START_DAYS_BACK = 365
 START_DAYS_AHEAD = 183
 NOTE_MAX = 500
+FUND_TOTAL_MAX_MINOR = 10**14  # a trillion yuan: anything larger is a typing error
 
 errors.extend(
     {
         "loan_fund_not_found": (404, "暂无贷款贴息基金", "There is no loan subsidy fund"),
         "loan_fund_exhausted": (409, "贴息基金余额不足", "The loan subsidy fund has too little left"),
         "loan_application_not_found": (404, "贴息申请不存在", "No such loan subsidy application"),
-        "loan_application_decided": (409, "该申请已审核", "This application has been decided already"),
-        "loan_application_limit_reached": (
+        "loan_application_status_conflict": (
             409,
-            "贴息申请次数已达上限",
-            "You have made as many subsidy applications as allowed",
+            "该申请已审核，不能再次审核",
+            "The application's status does not allow this: it has been decided",
+        ),
+        "loan_fund_exists": (409, "该福利已有贴息基金", "This benefit has a loan subsidy fund already"),
+        "loan_fund_below_drawn": (
+            409,
+            "基金总额不能低于已批贴息",
+            "The fund's total cannot be less than what approved subsidies drew",
         ),
     }
 )
@@ -74,8 +82,26 @@ class DecisionIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Why; required for a rejection."""
 
 
-def local_date(now: datetime, timezone: str) -> date:
-    return now.astimezone(ZoneInfo(timezone)).date()
+FundTotal = Annotated[int, msgspec.Meta(gt=0, le=FUND_TOTAL_MAX_MINOR, description="fen")]
+
+
+class FundIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A loan-subsidy benefit's special fund (in the benefit's currency)."""
+
+    benefit_code: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    total_minor: FundTotal
+
+
+class FundTotalIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    total_minor: FundTotal
+    """The fund's new total; never less than what approved subsidies drew."""
+    note: Annotated[str, msgspec.Meta(max_length=NOTE_MAX)] = ""
+    """Why it changes (the audit log keeps it)."""
+
+
+def invalid(field: str, key: str, message: str) -> DomainError:
+    """validation_failed naming the field, with the page sentence's key (unioncard.i18n) and the API's message."""
+    return DomainError("validation_failed", message, errors=[{"field": field, "key": key, "message": message}])
 
 
 def subsidy_of(data: LoanApplicationIn) -> LoanSubsidy:
@@ -83,7 +109,9 @@ def subsidy_of(data: LoanApplicationIn) -> LoanSubsidy:
     try:
         return loan_subsidy(data.principal_minor, data.rate_bps, data.months)
     except ValueError as exc:
-        raise DomainError("validation_failed", str(exc), errors=[{"message": str(exc)}]) from exc
+        raise DomainError(
+            "validation_failed", str(exc), errors=[{"field": "principal_minor", "message": str(exc)}]
+        ) from exc
 
 
 async def fund(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Any]:
@@ -96,14 +124,15 @@ async def fund(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Any]:
 
 async def apply(
     pool: asyncpg.Pool, member_id: int, data: LoanApplicationIn, now: datetime, timezone: str
-) -> dict[str, Any]:
-    """Submit an application; a replay of the same idempotency key returns the first one.
+) -> tuple[dict[str, Any], bool]:
+    """Submit an application: (the application, replayed). The same idempotency key with the same loan answers
+    the first application, replayed True.
 
     Raises DomainError validation_failed, loan_fund_not_found, benefit_not_eligible, no_reviewing_org,
-    loan_application_limit_reached, idempotency_key_reused.
+    benefit_cap_reached (with cap and limit), idempotency_key_reused.
     """
     lender = data.lender.strip()
-    today = local_date(now, timezone)
+    today = clock.local_date(now, timezone)
     _check_loan(data, lender, today)
     subsidy = subsidy_of(data)
     async with pool.acquire() as conn, conn.transaction():
@@ -111,7 +140,7 @@ async def apply(
         if data.idempotency_key:
             earlier = await conn.fetchrow(queries.loan_application_by_key, member_id, data.idempotency_key)
             if earlier is not None:
-                return await _replay(conn, earlier, data, lender)
+                return await _replay(conn, earlier, data, lender), True
         found = await fund(conn)
         benefit = await catalog.require_eligible(conn, member_id, found["code"], today)
         await _check_caps(conn, member_id, benefit, today)
@@ -123,15 +152,15 @@ async def apply(
             data.idempotency_key,
         )  # fmt: skip
         await conn.execute(queries.loan_event_insert, application_id, "submitted", f"member:{member_id}", "", now)
-        return await application(conn, application_id)
+        return await application(conn, application_id), False
 
 
 def _check_loan(data: LoanApplicationIn, lender: str, today: date) -> None:
     if not 1 <= len(lender) <= 100:
-        raise DomainError("validation_failed", "the lender is 1 to 100 characters", field="lender")
+        raise invalid("lender", "loan_lender_invalid", "the lender is 1 to 100 characters")
     if not today - timedelta(days=START_DAYS_BACK) <= data.loan_start_on <= today + timedelta(days=START_DAYS_AHEAD):
         detail = f"the loan starts at most {START_DAYS_BACK} days ago and {START_DAYS_AHEAD} days ahead"
-        raise DomainError("validation_failed", detail, field="loan_start_on")
+        raise invalid("loan_start_on", "loan_start_out_of_range", detail)
 
 
 async def _replay(
@@ -146,12 +175,11 @@ async def _replay(
 
 
 async def _check_caps(conn: asyncpg.Connection, member_id: int, benefit: dict[str, Any], today: date) -> None:
+    """The benefit's caps, as grants count them: applications not rejected, per year and per lifetime."""
     counts = await conn.fetchrow(queries.loan_member_counts, member_id, benefit["id"], today.year)
-    lifetime_max, year_max = benefit["per_lifetime_max"], benefit["per_year_max"]
-    if lifetime_max is not None and counts["lifetime"] >= lifetime_max:
-        raise DomainError("loan_application_limit_reached", limit=lifetime_max, per="lifetime")
-    if year_max is not None and counts["this_year"] >= year_max:
-        raise DomainError("loan_application_limit_reached", limit=year_max, per="year")
+    for cap, used in (("per_year_max", counts["this_year"]), ("per_lifetime_max", counts["lifetime"])):
+        if benefit[cap] is not None and used >= benefit[cap]:
+            raise DomainError("benefit_cap_reached", cap=cap, limit=benefit[cap])
 
 
 async def _reviewing_org_id(conn: asyncpg.Connection, benefit_id: int, member_id: int, on: date) -> int | None:
@@ -200,7 +228,7 @@ async def approve(
     """Approve: draw the subsidy from the fund and post it. Nothing changes when it raises.
 
     Raises DomainError loan_application_not_found, forbidden (not the reviewer's subtree),
-    loan_application_decided, loan_fund_exhausted (with remaining_minor).
+    loan_application_status_conflict, loan_fund_exhausted (with remaining_minor).
     """
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -228,10 +256,10 @@ async def reject(
     """Reject with a reason; the fund is untouched.
 
     Raises DomainError validation_failed (no reason), loan_application_not_found, forbidden,
-    loan_application_decided.
+    loan_application_status_conflict.
     """
     if not note.strip():
-        raise DomainError("validation_failed", "say why the application is rejected", field="note")
+        raise invalid("note", "loan_reject_note_hint", "say why the application is rejected")
     async with pool.acquire() as conn, conn.transaction():
         found = await _for_decision(conn, principal, application_id)
         return await _decide(conn, principal, found, "rejected", note, now, None)
@@ -244,7 +272,7 @@ async def _for_decision(conn: asyncpg.Connection, principal: Principal, applicat
     if principal.role not in DECIDERS or not principal.may_see_org_path(found["scope_path"]):
         raise DomainError("forbidden", "this application is reviewed by another org")
     if found["status"] != "submitted":
-        raise DomainError("loan_application_decided", status=found["status"])
+        raise DomainError("loan_application_status_conflict", status=found["status"])
     return found
 
 
@@ -268,6 +296,51 @@ async def _decide(
     return await application(conn, found["id"])
 
 
+# ------------------------------------------------------------------ the federation admin's
+
+
+async def open_fund(pool: asyncpg.Pool, principal: Principal, data: FundIn) -> dict[str, Any]:
+    """Give a loan-subsidy benefit its fund, in the benefit's currency; audited.
+
+    Raises DomainError benefit_not_found, validation_failed (not a loan-subsidy benefit), loan_fund_exists.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        benefit = await conn.fetchrow(queries.loan_fund_benefit, data.benefit_code)
+        if benefit is None:
+            raise DomainError("benefit_not_found")
+        if benefit["kind"] != "loan_subsidy":
+            raise invalid("benefit_code", "loan_fund_benefit_kind", "only a loan_subsidy benefit has a fund")
+        made = await conn.fetchrow(queries.loan_fund_create, benefit["id"], data.total_minor, benefit["currency"])
+        if made is None:
+            raise DomainError("loan_fund_exists", benefit_id=benefit["id"])
+        await audit.record(conn, principal, "loan_fund.create", f"loan_fund:{benefit['id']}",
+                           total_minor=data.total_minor)  # fmt: skip
+        return await _fund_of(conn, benefit["id"])
+
+
+async def set_fund_total(
+    pool: asyncpg.Pool, principal: Principal, benefit_id: int, data: FundTotalIn
+) -> dict[str, Any]:
+    """Change a fund's total, never below what is drawn (under the row lock approvals draw through); audited.
+
+    Raises DomainError loan_fund_not_found, loan_fund_below_drawn (with drawn_minor).
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        found = await conn.fetchrow(queries.loan_fund_lock, benefit_id)
+        if found is None:
+            raise DomainError("loan_fund_not_found")
+        if data.total_minor < found["drawn_minor"]:
+            raise DomainError("loan_fund_below_drawn", drawn_minor=found["drawn_minor"])
+        await conn.execute(queries.loan_fund_set_total, benefit_id, data.total_minor)
+        change = {"from_minor": found["total_minor"], "to_minor": data.total_minor, "note": data.note.strip()}
+        await audit.record(conn, principal, "loan_fund.adjust", f"loan_fund:{benefit_id}", **change)
+        return await _fund_of(conn, benefit_id)
+
+
+async def _fund_of(conn: asyncpg.Connection, benefit_id: int) -> dict[str, Any]:
+    return dict(await conn.fetchrow(queries.loan_fund_of, benefit_id))
+
+
 async def create_fund(conn: asyncpg.Connection, benefit_id: int, total_minor: int, currency: str = "CNY") -> None:
-    """Give a loan-subsidy benefit its fund (tests, the demo); a second call changes nothing."""
+    """Give a loan-subsidy benefit its fund without an audit (tests); a second call changes nothing."""
     await conn.execute(queries.loan_fund_create, benefit_id, total_minor, currency)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -13,7 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from cards import centres, member_auth
 from cards.centres import BookingIn
-from tests.factories import World, add_benefit, add_card, make_world
+from tests.factories import World, add_benefit, add_card, make_world, ok, staff_token
 from unioncard import clock
 from unioncard.demo.loans_centres import load_loans_centres
 from unioncard.errors import DomainError
@@ -69,7 +70,7 @@ async def test_concurrent_bookings_of_one_room_and_hour_book_it_once(client, dsn
         )  # fmt: skip
     finally:
         await pool.close()
-    booked = [o for o in outcomes if isinstance(o, dict)]
+    booked = [o for o in outcomes if isinstance(o, tuple)]
     refused = [o for o in outcomes if isinstance(o, DomainError)]
     assert len(booked) == 1 and len(refused) == n - 1 and {e.code for e in refused} == {"room_already_booked"}
     assert await conn.fetchval("SELECT count(*) FROM room_bookings") == 1
@@ -83,7 +84,7 @@ async def test_adjacent_hours_are_fine_overlaps_are_not_and_cancelling_frees_the
     day = NOW.date() + timedelta(days=2)
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
     try:
-        nine = await centres.book(pool, a, booking(rooms["activity"], at(day, 9)), NOW, TZ)
+        nine, _ = await centres.book(pool, a, booking(rooms["activity"], at(day, 9)), NOW, TZ)
         await centres.book(pool, b, booking(rooms["activity"], at(day, 10), hours=2), NOW, TZ)  # 10–12, adjacent
         await centres.book(pool, b, booking(rooms["library"], at(day, 9)), NOW, TZ)  # another room, same hour
         with pytest.raises(DomainError) as overlap:
@@ -94,8 +95,8 @@ async def test_adjacent_hours_are_fine_overlaps_are_not_and_cancelling_frees_the
         assert not_yours.value.code == "room_booking_not_found"
 
         await centres.cancel(pool, a, nine["id"], NOW)
-        again = await centres.book(pool, b, booking(rooms["activity"], at(day, 8), hours=2), NOW, TZ)
-        assert again["status"] == "booked"
+        again, replayed = await centres.book(pool, b, booking(rooms["activity"], at(day, 8), hours=2), NOW, TZ)
+        assert again["status"] == "booked" and not replayed
         with pytest.raises(DomainError) as twice:
             await centres.cancel(pool, a, nine["id"], NOW)
         assert twice.value.code == "room_booking_not_cancellable"
@@ -162,7 +163,7 @@ async def test_the_member_books_and_cancels_on_the_page(client, dsn, conn) -> No
     assert [c["id"] for c in near] == [rooms["east_centre"], rooms["west_centre"]]
     assert near[0]["distance_km"] < 0.1 < 15 < near[1]["distance_km"]
 
-    tomorrow = clock.now().astimezone(ZONE).date() + timedelta(days=1)
+    tomorrow = clock.local_today(TZ) + timedelta(days=1)
     page = await client.get(f"/me/centres?day={tomorrow}&room={rooms['library']}")
     assert page.status_code == 200 and "east职工服务中心" in page.text and "职工书屋" in page.text
     start = at(tomorrow, 15).isoformat()
@@ -188,6 +189,75 @@ async def test_the_member_books_and_cancels_on_the_page(client, dsn, conn) -> No
     assert await conn.fetchval("SELECT status FROM room_bookings WHERE id = $1", booking_id) == "cancelled"
     mine = (await client.get("/api/benefits/v1/centres/bookings")).json()
     assert [(b["id"], b["status"]) for b in mine] == [(booking_id, "cancelled")]
+
+
+def problem(response: Any, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == code, body
+    return body
+
+
+async def test_the_place_asked_for_is_bounded_and_the_distance_never_fails(client, dsn, conn) -> None:
+    world, rooms = await centre_world(client, dsn, conn)
+    await sign_in_member(client, conn, await add_card(client, world, "a", org="east", pin="123456"))
+    url = "/api/benefits/v1/centres"
+    for query in ("latitude=150&longitude=120", "latitude=30&longitude=181", "latitude=-90.5&longitude=0",
+                  "latitude=nan&longitude=0", "latitude=inf&longitude=0"):  # fmt: skip
+        problem(await client.get(f"{url}?{query}"), 422, "malformed_request")
+    half = problem(await client.get(f"{url}?latitude=30"), 422, "validation_failed")
+    assert [e["field"] for e in half["errors"]] == ["longitude"] and "field" not in half
+    poles = (await client.get(f"{url}?latitude=-90&longitude=180")).json()
+    assert len(poles) == 2 and all(13_300 < c["distance_km"] < 13_400 for c in poles)  # 120° of the globe
+    near = (await client.get(f"{url}?latitude=30.40&longitude=120.30")).json()
+    assert [c["id"] for c in near] == [rooms["west_centre"], rooms["east_centre"]]
+    # The query clamps the haversine's argument too: unclamped, (160, -60) against a centre at (20, 120) rounds it
+    # below zero, and sqrt() fails.
+    await centres.create_centre(conn, world.org_ids["west"], ("南", "South"), ("", ""), (20.0, 120.0),
+                                (time(8), time(21)), [])  # fmt: skip
+    wild = await centres.centres_near(conn, (160.0, -60.0))
+    assert len(wild) == 3 and all(c["distance_km"] >= 0 for c in wild)
+
+
+async def test_replays_answer_201_and_say_so_and_problems_name_their_field(client, dsn, conn) -> None:
+    world, rooms = await centre_world(client, dsn, conn)
+    await sign_in_member(client, conn, await add_card(client, world, "a", org="east", pin="123456"))
+    url = "/api/benefits/v1/centres/bookings"
+    start = at(clock.local_today(TZ) + timedelta(days=1), 10).isoformat()
+    body = {"room_id": rooms["training"], "starts_at": start, "purpose": "培训"}
+    first = await client.post(url, json=body, headers={"Idempotency-Key": "b1"})
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    for headers, in_body in (({"Idempotency-Key": "b1"}, {}), ({}, {"idempotency_key": "b1"})):
+        again = await client.post(url, json={**body, **in_body}, headers=headers)
+        assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+    problem(await client.post(url, json={**body, "hours": 2}, headers={"Idempotency-Key": "b1"}), 409,
+            "idempotency_key_reused")  # fmt: skip
+    mixed = {**body, "idempotency_key": "b2"}
+    problem(await client.post(url, json=mixed, headers={"Idempotency-Key": "b3"}), 422, "validation_failed")
+    blank = problem(await client.post(url, json={**body, "purpose": "  "}), 422, "validation_failed")
+    assert blank["errors"] == [{"field": "purpose", "key": "centre_purpose_missing", "message": blank["detail"]}]
+    assert "field" not in blank
+    assert await conn.fetchval("SELECT count(*) FROM room_bookings") == 1
+
+
+async def test_the_form_reads_whole_numbers_and_errors_keep_the_member_layout(client, dsn, conn) -> None:
+    world, rooms = await centre_world(client, dsn, conn)
+    await sign_in_member(client, conn, await add_card(client, world, "a", org="east", pin="123456"))
+    tomorrow = clock.local_today(TZ) + timedelta(days=1)
+    form = {"centre": str(rooms["east_centre"]), "day": str(tomorrow), "room_id": str(rooms["library"]),
+            "start": at(tomorrow, 15).isoformat(), "hours": "1", "purpose": "读书会", "headcount": "12"}  # fmt: skip
+    wrong = [("hours", "²", "时长为1至4小时"), ("headcount", "１２", "请填写人数"), ("hours", "9", "时长为1至4小时"),
+             ("room_id", "²", "请选择一个可预约的开始时间")]  # fmt: skip
+    for name, value, sentence in wrong:
+        refused = await client.post("/me/centres/bookings", data={**form, name: value, "idempotency_key": name})
+        assert refused.status_code == 422 and sentence in refused.text, (name, value)
+        assert 'class="m-tabs"' in refused.text
+    assert await conn.fetchval("SELECT count(*) FROM room_bookings") == 0
+    gone = await client.get("/me/centres?centre=999999")
+    assert gone.status_code == 404 and "服务中心不存在" in gone.text and 'class="m-tabs"' in gone.text
+    assert "返回我的卡" in gone.text  # the member layout's own error, not the staff error page
 
 
 async def test_centres_need_a_member(client: AsyncTestClient) -> None:
@@ -231,3 +301,67 @@ async def test_the_demo_loader_on_a_tiny_world(client, dsn, conn) -> None:
     span = await conn.fetchrow("SELECT min(lower(during)) AS first, max(lower(during)) AS last FROM room_bookings")
     assert span["first"] < datetime(2026, 1, 15, tzinfo=UTC) and span["last"] > datetime(2026, 11, 30, tzinfo=UTC)
     assert await conn.fetchval("SELECT count(DISTINCT org_id) FROM service_centres") == 2  # six over two towns
+
+
+# ---------------------------------------------------------------- the admin API
+
+
+async def test_the_admin_opens_a_centre_adds_a_room_and_closes_one(client, dsn, conn) -> None:
+    world = await make_world(client, dsn)
+    await add_benefit(conn, "service_centre", "service_centre")
+    url = "/api/admin/v1/centres"
+    rooms = [{"kind": kind, "name_zh": zh, "name_en": en, "capacity": n} for kind, zh, en, n in ROOMS[:2]]
+    good = {"org_id": world.org_ids["east"], "name_zh": "东职工服务中心", "name_en": "East centre", "latitude": 30.25,
+            "longitude": 120.16, "opens_at": "08:00:00", "closes_at": "21:00:00", "rooms": rooms}  # fmt: skip
+    for changes, status, code in (
+        ({"latitude": 95}, 422, "malformed_request"),
+        ({"rooms": [{"kind": "gym", "name_zh": "x", "name_en": "x", "capacity": 1}]}, 422, "malformed_request"),
+        ({"longitude": None}, 422, "validation_failed"),
+        ({"opens_at": "08:30:00"}, 422, "validation_failed"),
+        ({"closes_at": "07:00:00"}, 422, "validation_failed"),
+        ({"rooms": [*good["rooms"], good["rooms"][0]]}, 422, "validation_failed"),
+        ({"org_id": 999999}, 404, "not_found"),
+    ):
+        refused = problem(await client.post(url, json={**good, **changes}, headers=world.admin), status, code)
+        if code == "validation_failed":
+            assert refused["errors"] and all({"field", "message"} <= set(e) for e in refused["errors"])
+    reviewer = await staff_token(dsn, "org_reviewer", org_id=world.org_ids["east"])
+    problem(await client.post(url, json=good, headers=reviewer), 403, "forbidden")
+    assert await conn.fetchval("SELECT count(*) FROM service_centres") == 0
+    assert await conn.fetchval("SELECT count(*) FROM service_rooms") == 0
+
+    made = await ok(await client.post(url, json=good, headers=world.admin))
+    assert [r["kind"] for r in made["rooms"]] == ["training", "activity"] and made["status"] == "open"
+    rooms_url = f"{url}/{made['id']}/rooms"
+    room = {"kind": "mediation", "name_zh": "调解室", "name_en": "Mediation room", "capacity": 6}
+    problem(await client.post(rooms_url, json={**room, "capacity": 0}, headers=world.admin), 422, "malformed_request")
+    problem(await client.post(f"{url}/999999/rooms", json=room, headers=world.admin), 404, "centre_not_found")
+    added = await ok(await client.post(rooms_url, json=room, headers=world.admin))
+    problem(await client.post(rooms_url, json=room, headers=world.admin), 409, "room_name_taken")
+    assert len((await client.get(f"{url}/{made['id']}", headers=world.admin)).json()["rooms"]) == 3
+
+    # a member books the new room; closing it would strand them, unless the admin cancels the booking with it
+    await sign_in_member(client, conn, await add_card(client, world, "a", org="east", pin="123456"))
+    start = at(clock.local_today(TZ) + timedelta(days=1), 10).isoformat()
+    booking_body = {"room_id": added["id"], "starts_at": start, "purpose": "调解"}
+    booked = await ok(await client.post("/api/benefits/v1/centres/bookings", json=booking_body))
+    close = f"/api/admin/v1/rooms/{added['id']}/close"
+    stranded = problem(await client.post(close, headers=world.admin), 409, "room_has_bookings")
+    assert stranded["upcoming"] == 1
+    problem(await client.post(close, json={"cancel_bookings": True}, headers=reviewer), 403, "forbidden")
+    problem(await client.post("/api/admin/v1/rooms/999999/close", headers=world.admin), 404, "room_not_found")
+    assert await conn.fetchval("SELECT status FROM service_rooms WHERE id = $1", added["id"]) == "open"
+    assert await conn.fetchval("SELECT status FROM room_bookings WHERE id = $1", booked["id"]) == "booked"
+
+    closed = await ok(
+        await client.post(close, json={"cancel_bookings": True, "note": "装修"}, headers=world.admin), 200
+    )
+    assert (closed["status"], closed["cancelled_bookings"]) == ("closed", 1)
+    assert await conn.fetchval("SELECT status FROM room_bookings WHERE id = $1", booked["id"]) == "cancelled"
+    again = await ok(await client.post(close, headers=world.admin), 200)  # closed already: nothing more happens
+    assert (again["status"], again["cancelled_bookings"]) == ("closed", 0)
+    problem(await client.post("/api/benefits/v1/centres/bookings", json=booking_body), 404, "room_not_found")
+    trail = [r["action"] for r in await conn.fetch("SELECT action FROM audit_log ORDER BY id")]
+    assert [a for a in trail if a.startswith("service_")] == [
+        "service_centre.create", "service_room.create", "service_room.close",
+    ]  # fmt: skip

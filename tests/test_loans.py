@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from cards import loans, member_auth
 from cards.loans import LoanApplicationIn
-from tests.factories import add_benefit, add_card, add_staff_login, make_world, sign_in_staff, staff_token
+from tests.factories import add_benefit, add_card, add_staff_login, make_world, ok, sign_in_staff, staff_token
 from unioncard import clock
 from unioncard.auth import Principal, Role
 from unioncard.errors import DomainError
@@ -24,7 +24,7 @@ LOAN = {"lender": "农商银行", "principal_minor": 300_000_00, "rate_bps": 345
 
 
 def today_iso() -> str:
-    return clock.now().astimezone(ZoneInfo(TZ)).date().isoformat()
+    return clock.local_today(TZ).isoformat()
 
 
 async def loan_benefit(conn: asyncpg.Connection, total_minor: int = FUND_MINOR, **columns: object) -> int:
@@ -76,6 +76,7 @@ async def test_calculator_page_shows_the_total_and_the_schedule(client: AsyncTes
         ("principal=abc&rate=3.45&months=24", "请输入贷款本金"),
         ("principal=100000&rate=25&months=24", "不超过20%"),
         ("principal=100000&rate=3.45&months=25", "1至24个月"),
+        ("principal=100000&rate=3.45&months=²", "1至24个月"),  # str.isdigit() says yes; int() says no
     ],
 )
 async def test_calculator_page_says_what_is_out_of_bounds(client: AsyncTestClient, query: str, sentence: str) -> None:
@@ -115,7 +116,7 @@ async def test_an_approved_application_draws_the_fund_and_posts_it(client, dsn, 
     assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'loan_application.approved'") == 1
 
     again = await client.post(f"{API}/loan-applications/{applied['id']}/approve", json={}, headers=world.admin)
-    assert again.status_code == 409 and again.json()["code"] == "loan_application_decided"
+    assert again.status_code == 409 and again.json()["code"] == "loan_application_status_conflict"
     assert await fund_state(conn) == (13_800_00, 13_800_00, 13_800_00)
 
 
@@ -129,6 +130,7 @@ async def test_a_rejection_needs_a_reason_and_leaves_the_fund_untouched(client, 
     url = f"{API}/loan-applications/{applied['id']}/reject"
     silent = await client.post(url, json={"note": "  "}, headers=world.admin)
     assert silent.status_code == 422 and silent.json()["code"] == "validation_failed"
+    assert [e["field"] for e in silent.json()["errors"]] == ["note"] and "field" not in silent.json()
     rejected = await client.post(url, json={"note": "营业执照未提供"}, headers=world.admin)
     assert rejected.status_code == 200 and rejected.json()["decision_note"] == "营业执照未提供"
     assert await fund_state(conn) == (0, 0, 0)
@@ -150,10 +152,26 @@ async def test_bad_input_and_the_lifetime_cap_change_nothing(client, dsn, conn) 
     assert too_big.status_code == 422
     too_old = await client.post(f"{API}/loan-applications", json={**LOAN, "loan_start_on": "2001-01-01"})
     assert too_old.status_code == 422 and too_old.json()["code"] == "validation_failed"
-    first = await apply_by_api(client, idempotency_key="k1")
-    assert (await apply_by_api(client, idempotency_key="k1"))["id"] == first["id"]  # a replay, not a second one
+    assert too_old.json()["errors"] == [
+        {"field": "loan_start_on", "key": "loan_start_out_of_range", "message": too_old.json()["detail"]}
+    ]
+    blank = await client.post(f"{API}/loan-applications", json={**LOAN, "lender": "  ", "loan_start_on": today_iso()})
+    assert blank.status_code == 422 and [e["field"] for e in blank.json()["errors"]] == ["lender"]
+    first = await client.post(f"{API}/loan-applications", json={**LOAN, "loan_start_on": today_iso()},
+                              headers={"Idempotency-Key": "k1"})  # fmt: skip
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    # a replay answers as the first did, and says so; the key may come in the body too
+    for headers, in_body in (({"Idempotency-Key": "k1"}, {}), ({}, {"idempotency_key": "k1"})):
+        body = {**LOAN, "loan_start_on": today_iso(), **in_body}
+        again = await client.post(f"{API}/loan-applications", json=body, headers=headers)
+        assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+        assert again.json() == first.json()
+    other = await client.post(f"{API}/loan-applications", json={**LOAN, "months": 12, "loan_start_on": today_iso()},
+                              headers={"Idempotency-Key": "k1"})  # fmt: skip
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
     second = await client.post(f"{API}/loan-applications", json={**LOAN, "loan_start_on": today_iso()})
-    assert second.status_code == 409 and second.json()["code"] == "loan_application_limit_reached"
+    assert second.status_code == 409 and second.json()["code"] == "benefit_cap_reached"
+    assert (second.json()["cap"], second.json()["limit"]) == ("per_lifetime_max", 1)
     assert await conn.fetchval("SELECT count(*) FROM loan_applications") == 1
 
 
@@ -195,7 +213,7 @@ async def test_concurrent_approvals_never_overdraw_the_fund(client, dsn, conn) -
         for i in range(n):
             await add_card(client, world, f"m{i}")
             data = LoanApplicationIn(**LOAN, loan_start_on=now.date())
-            ids.append((await loans.apply(pool, world.member_ids[f"m{i}"], data, now, TZ))["id"])
+            ids.append((await loans.apply(pool, world.member_ids[f"m{i}"], data, now, TZ))[0]["id"])
         outcomes = await asyncio.gather(*(loans.approve(pool, admin, i, "", now) for i in ids), return_exceptions=True)
     finally:
         await pool.close()
@@ -227,6 +245,13 @@ async def test_member_applies_on_the_page_and_a_reviewer_approves_on_theirs(clie
     assert again.status_code == 303 and await conn.fetchval("SELECT count(*) FROM loan_applications") == 1
     bad = await client.post("/me/loans/applications", data={**form, "principal": "400000", "idempotency_key": "2"})
     assert bad.status_code == 422 and "不超过300,000元" in bad.text
+    far = await client.post(
+        "/me/loans/applications", data={**form, "loan_start_on": "2001-01-01", "idempotency_key": "3"}
+    )
+    assert far.status_code == 422 and "放款日期须在一年以内" in far.text and 'class="m-tabs"' in far.text
+    odd = await client.post("/me/loans/applications", data={**form, "months": "²", "idempotency_key": "4"})
+    assert odd.status_code == 422 and "1至24个月" in odd.text
+    assert await conn.fetchval("SELECT count(*) FROM loan_applications") == 1
     page = await client.get("/me/loans")
     assert "建设银行" in page.text and "待审核" in page.text
     application_id = await conn.fetchval("SELECT id FROM loan_applications")
@@ -255,3 +280,71 @@ async def test_member_pages_need_a_member(client: AsyncTestClient) -> None:
     response = await client.get("/me/loans", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/me/login"
     assert (await client.get("/review/loans", follow_redirects=False)).headers["location"] == "/login"
+
+
+async def test_a_benefit_out_of_its_dates_says_so_in_the_member_layout(client, dsn, conn) -> None:
+    world = await make_world(client, dsn)
+    await loan_benefit(conn, valid_until=datetime(2001, 1, 1).date())
+    await sign_in_member(client, conn, await add_card(client, world, "a", pin="123456"))
+    page = await client.get("/me/loans")
+    assert page.status_code == 200 and "该福利目前不在开放期内" in page.text and 'class="m-tabs"' in page.text
+    assert 'action="/me/loans/applications"' not in page.text
+
+
+# ---------------------------------------------------------------- the admin API
+
+
+def problem(response: Any, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == code, body
+    return body
+
+
+async def test_the_admin_opens_and_adjusts_the_fund_never_below_what_is_drawn(client, dsn, conn) -> None:
+    world = await make_world(client, dsn)
+    benefit_id = await add_benefit(conn, "loan_subsidy", "loan_subsidy")
+    await add_benefit(conn, "checkup", "health_check")
+    url = "/api/admin/v1/loan-funds"
+    good = {"benefit_code": "loan_subsidy", "total_minor": 20_000_00}
+    problem(await client.post(url, json={**good, "total_minor": 0}, headers=world.admin), 422, "malformed_request")
+    problem(await client.post(url, json={**good, "extra": 1}, headers=world.admin), 422, "malformed_request")
+    wrong = problem(
+        await client.post(url, json={**good, "benefit_code": "checkup"}, headers=world.admin), 422, "validation_failed"
+    )
+    assert [e["field"] for e in wrong["errors"]] == ["benefit_code"]
+    problem(await client.post(url, json={**good, "benefit_code": "none"}, headers=world.admin), 404,
+                  "benefit_not_found")  # fmt: skip
+    reviewer = await staff_token(dsn, "org_reviewer", org_id=world.org_ids["east"])
+    problem(await client.post(url, json=good, headers=reviewer), 403, "forbidden")
+    assert await conn.fetchval("SELECT count(*) FROM loan_funds") == 0
+    assert await conn.fetchval("SELECT count(*) FROM audit_log WHERE action LIKE 'loan_fund.%'") == 0
+
+    opened = await ok(await client.post(url, json=good, headers=world.admin))
+    assert (opened["benefit_id"], opened["total_minor"], opened["drawn_minor"], opened["remaining_minor"]) == (
+        benefit_id, 20_000_00, 0, 20_000_00,
+    )  # fmt: skip
+    problem(await client.post(url, json=good, headers=world.admin), 409, "loan_fund_exists")
+
+    await sign_in_member(client, conn, await add_card(client, world, "a", pin="123456"))
+    applied = await apply_by_api(client)
+    await ok(await client.post(f"{API}/loan-applications/{applied['id']}/approve", headers=world.admin), 200)
+    total = f"{url}/{benefit_id}/total"
+    below = problem(
+        await client.post(total, json={"total_minor": 13_800_00 - 1}, headers=world.admin), 409, "loan_fund_below_drawn"
+    )
+    assert below["drawn_minor"] == 13_800_00
+    problem(await client.post(total, json={"total_minor": -5}, headers=world.admin), 422, "malformed_request")
+    problem(await client.post(total, json={"total_minor": 1}, headers=reviewer), 403, "forbidden")
+    problem(await client.post(f"{url}/999999/total", json={"total_minor": 1}, headers=world.admin), 404,
+                  "loan_fund_not_found")  # fmt: skip
+    assert await conn.fetchval("SELECT total_minor FROM loan_funds") == 20_000_00
+
+    exact = await ok(await client.post(total, json={"total_minor": 13_800_00}, headers=world.admin), 200)
+    assert exact["remaining_minor"] == 0
+    raised = await client.post(total, json={"total_minor": 10_000_000_00, "note": "追加拨款"}, headers=world.admin)
+    assert (await ok(raised, 200))["remaining_minor"] == 10_000_000_00 - 13_800_00
+    trail = await conn.fetch("SELECT action, detail FROM audit_log WHERE action LIKE 'loan_fund.%' ORDER BY id")
+    assert [row["action"] for row in trail] == ["loan_fund.create", "loan_fund.adjust", "loan_fund.adjust"]
+    assert '"note": "追加拨款"' in trail[-1]["detail"] and '"from_minor": 1380000' in trail[-1]["detail"]
