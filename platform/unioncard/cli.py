@@ -117,6 +117,10 @@ def _print_logins(manifest: dict[str, Any]) -> None:
     for role, member in sorted(shown.items()):
         home = f"  → {manifest['base_url']}{homes[role]}" if role in homes else ""
         print(f"staff sign-in: {member['email']} / {member['password']} ({role}){home}")
+    town_reviewer = next((m for m in staff if m["email"] == "reviewer1@demo.unioncard"), None)
+    if town_reviewer:  # hospitalization grants are reviewed by the towns from 1 Oct
+        print(f"staff sign-in: {town_reviewer['email']} / {town_reviewer['password']} (org_reviewer, a town)"
+              f"  → {manifest['base_url']}/review/")  # fmt: skip
     if manifest.get("terminals"):
         first = manifest["terminals"][0]
         print(f"web till: {manifest['base_url']}/till  key {first['terminal_key']} ({first['merchant_name']})")
