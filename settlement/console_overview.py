@@ -62,7 +62,7 @@ def subsidy_chart(t: Translate, kind: str, rows: list[tuple[str, int]], period: 
     head = [t(f"console_{kind}"), t("console_union_share")]
     return {
         "id": kind, "title": title, "svg": svg, "note": t("console_net_note"),
-        "totals": [("total", t("console_total"), yuan(total))],
+        "totals": [("total", t("console_total"), "¥" + yuan(total))],
         "head": head, "rows": [(label, yuan(value)) for label, value in rows],
     }  # fmt: skip
 
@@ -83,8 +83,8 @@ def budget_chart(t: Translate, rows: list[dict[str, Any]], period: str) -> dict[
     note = t("console_budget_shown", shown=len(shown), count=len(rows)) if len(rows) > len(shown) else ""
     return {
         "id": "budget", "title": title, "svg": svg, "note": note,
-        "totals": [("budget", t("console_budget_total"), yuan(budget)),
-                   ("used", t("console_used"), yuan(used)), ("left", t("console_left"), yuan(left))],
+        "totals": [("budget", t("console_budget_total"), "¥" + yuan(budget)),
+                   ("used", t("console_used"), "¥" + yuan(used)), ("left", t("console_left"), "¥" + yuan(left))],
         "head": [t("console_merchant"), t("console_offer"), t("console_budget_total"), t("console_used"),
                  t("console_left")],
         "rows": [(row["merchant_name"], f"v{row['version']}", yuan(row["budget_minor"]),
@@ -107,7 +107,7 @@ def daily_chart(t: Translate, rows: list[dict[str, Any]], period: str) -> dict[s
     )  # fmt: skip
     return {
         "id": "daily", "title": title, "svg": svg, "note": t("console_net_note"),
-        "totals": [("total", t("console_union_share"), yuan(total)),
+        "totals": [("total", t("console_union_share"), "¥" + yuan(total)),
                    ("sales", t("console_sales"), charts.grouped(sales))],
         "head": [t("console_day"), t("console_union_share"), t("console_sales")],
         "rows": [(row["day"].isoformat(), yuan(row["union_funded_minor"]), charts.grouped(row["sales"]))
