@@ -102,6 +102,13 @@ async def test_member_logins_sign_in(db: asyncpg.Connection, demo: tuple[str, di
     logins = demo[1]["benefits"]["members"]
     assert {login["kind"] for login in logins} >= {"paid_grant"}
     for login in logins:
+        if login["kind"] == "paid_grant":  # signs in to see a grant paid
+            paid = await db.fetchval(
+                "SELECT count(*) FROM applications a JOIN cards c ON c.member_id = a.member_id"
+                " WHERE c.number = $1 AND a.status = 'paid'", login["card_number"],
+            )  # fmt: skip
+            assert paid == 1
+    for login in logins:
         await member_auth.sign_in(db, login["card_number"], login["pin"], datetime.now(UTC), 60)
 
 

@@ -44,6 +44,8 @@ REVIEWERS_SQL = """
 SELECT s.id, s.org_id, o.path, o.kind FROM staff_users s JOIN orgs o ON o.id = s.org_id
  WHERE s.role = 'org_reviewer' AND s.status = 'active' ORDER BY s.id
 """
+FINANCE_SQL = "SELECT id FROM staff_users WHERE role = 'finance_officer' AND status = 'active' ORDER BY id LIMIT 1"
+PAID_SQL = "SELECT member_id FROM applications WHERE status = 'paid' ORDER BY id LIMIT 3"
 FIGURES_SQL = """
 SELECT b.code, count(*) AS applications, count(DISTINCT a.member_id) AS members,
        coalesce(sum(a.approved_minor), 0)::bigint AS approved_minor
@@ -59,7 +61,8 @@ async def load_grants(conn: asyncpg.Connection, rng: random.Random, today: date,
     members = [dict(row) for row in await conn.fetch(MEMBERS_SQL)]
     reviewers = {row["org_id"]: Principal(role=Role.ORG_REVIEWER, staff_user_id=row["id"], org_id=row["org_id"],
                                           org_path=row["path"]) for row in await conn.fetch(REVIEWERS_SQL)}  # fmt: skip
-    finance = Principal(role=Role.FINANCE_OFFICER, staff_user_id=0, name="demo")
+    finance_id = await conn.fetchval(FINANCE_SQL)
+    finance = Principal(role=Role.FINANCE_OFFICER, staff_user_id=finance_id, name="区总工会财务")
     plan = [(code, amount) for code, mix in GRANTED for amount, n in mix for _ in range(_scaled(n, scale))]
     extra = max(3, _scaled(WAITING, scale))  # one of each state, even in a small district
     chosen = rng.sample(members, min(len(members), len(plan) + extra))
@@ -82,7 +85,7 @@ async def load_grants(conn: asyncpg.Connection, rng: random.Random, today: date,
         "by_benefit": figures,
         "members": sum(row["members"] for row in figures),
         "approved_minor": sum(row["approved_minor"] for row in figures),
-        "paid_member_ids": [member["id"] for member in chosen[:3]],
+        "paid_member_ids": [row["member_id"] for row in await conn.fetch(PAID_SQL)],
     }
 
 

@@ -187,8 +187,10 @@ async def _clinics(conn: asyncpg.Connection, rng: random.Random, towns: list[dic
     for number in range(CLINICS):
         town = busiest[number % len(busiest)]
         place = town["name"].removesuffix("总工会")
-        names.append(f"{place}{CLINIC_KINDS[(number // len(busiest) + number) % len(CLINIC_KINDS)]}")
-        addresses.append(f"{DISTRICT_PLACE}{place}{rng.choice(ROADS)}{rng.randrange(1, 300)}号")
+        road = rng.choice(ROADS)
+        name = f"{place}{CLINIC_KINDS[(number // len(busiest) + number) % len(CLINIC_KINDS)]}"
+        names.append(name if name not in names else f"{name}（{road}院区）")  # a small district repeats
+        addresses.append(f"{DISTRICT_PLACE}{place}{road}{rng.randrange(1, 300)}号")
         latitudes.append(round((town["latitude"] or 30.25) + rng.uniform(-0.006, 0.006), 6))
         longitudes.append(round((town["longitude"] or 120.15) + rng.uniform(-0.008, 0.008), 6))
         org_ids.append(town["id"])

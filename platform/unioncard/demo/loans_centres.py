@@ -225,7 +225,8 @@ async def _load_centres(conn: asyncpg.Connection, rng: random.Random, today: dat
     chosen = sorted(rng.sample(list(towns), min(CENTRES, len(towns))), key=lambda t: t["id"])
     chosen += [towns[i % len(towns)] for i in range(CENTRES - len(chosen))]
     opened = datetime.combine(today - timedelta(days=PAST_DAYS + 30), time(9), zone)
-    rows = [_centre(rng, number, town, opened) for number, town in enumerate(chosen, start=1)]
+    rows = [_centre(rng, number, town, opened, again=town in chosen[: number - 1])
+            for number, town in enumerate(chosen, start=1)]  # fmt: skip
     made = await conn.fetch(_CENTRES, *[[row[i] for row in rows] for i in range(10)])
     rooms = [(c["id"], kind, zh, en, capacity + rng.choice((-5, 0, 0, 5)) if capacity > 10 else capacity)
              for c in made for kind, zh, en, capacity, _, _ in ROOMS]  # fmt: skip
@@ -236,14 +237,20 @@ async def _load_centres(conn: asyncpg.Connection, rng: random.Random, today: dat
     return {"centres": len(made), "rooms": len(made_rooms), "room_bookings": len(bookings)}
 
 
-def _centre(rng: random.Random, number: int, town: asyncpg.Record, opened: datetime) -> tuple[Any, ...]:
+def _centre(
+    rng: random.Random, number: int, town: asyncpg.Record, opened: datetime, again: bool = False
+) -> tuple[Any, ...]:
+    """A town's centre; a second one in the same town (a small district) is named after its road."""
     place = str(town["name"]).removesuffix("总工会")
     place_en = PLACES_EN.get(place, f"No. {number}")
     latitude, longitude = (town["latitude"], town["longitude"]) if town["latitude"] is not None else DISTRICT_CENTRE
     road, house = rng.choice(ROADS), rng.randrange(1, 300)
     opens, closes = rng.choice(((time(8), time(21)), (time(9), time(21)), (time(8), time(20))))
+    name, name_en = f"{place}职工服务中心", f"{place_en} Worker Service Centre"
+    if again:
+        name, name_en = f"{place}{road}职工服务站", f"{place_en} {ROADS_EN.get(road, road)} Worker Service Point"
     return (
-        town["id"], f"{place}职工服务中心", f"{place_en} Worker Service Centre",
+        town["id"], name, name_en,
         f"{DISTRICT_PLACE}{place}{road}{house}号", f"{house} {ROADS_EN.get(road, road)}, {place_en}, {DISTRICT_EN}",
         round(latitude + rng.uniform(-0.004, 0.004), 6), round(longitude + rng.uniform(-0.005, 0.005), 6),
         opens, closes, opened,
