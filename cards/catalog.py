@@ -43,24 +43,12 @@ async def member_profile(conn: asyncpg.Connection | asyncpg.Pool, member_id: int
 
 async def catalog_rows(conn: asyncpg.Connection | asyncpg.Pool, code: str | None = None) -> list[dict[str, Any]]:
     """The active catalog (or one code of it) as the eligibility rule reads it."""
-    rows = [dict(row) for row in await conn.fetch(queries.catalog_rows, code)]
-    for row in rows:
-        row["review_levels"] = list(zip(row.pop("review_dates"), row.pop("review_kinds"), strict=True))
-    return rows
+    return [dict(row) for row in await conn.fetch(queries.catalog_rows, code)]
 
 
 def for_member(rows: list[dict[str, Any]], profile: dict[str, Any], on: date) -> list[dict[str, Any]]:
-    """The rows in force on `on`, each with `unmet` (what this member lacks; empty: eligible) and the
-    `review_level` in force then."""
-    return [
-        {
-            **row,
-            "unmet": eligibility.unmet(row, profile, on),
-            "review_level": eligibility.review_level(row["review_levels"], on),
-        }
-        for row in rows
-        if eligibility.in_force(row, on)
-    ]
+    """The rows in force on `on`, each with `unmet` (what this member lacks; empty: eligible)."""
+    return [{**row, "unmet": eligibility.unmet(row, profile, on)} for row in rows if eligibility.in_force(row, on)]
 
 
 class CatalogCache:

@@ -48,11 +48,3 @@ def unmet(benefit: Mapping[str, Any], member: Mapping[str, Any], on: date) -> li
         reasons.append("membership_months")
     return reasons
 
-
-def review_level(levels: Sequence[tuple[date, str]], on: date) -> str | None:
-    """The org level that reviews on `on`: the level with the latest start on or before it."""
-    found = None
-    for effective_from, org_kind in sorted(levels):
-        if effective_from <= on:
-            found = org_kind
-    return found

@@ -82,19 +82,15 @@ SELECT m.id, m.name, m.org_id, o.path AS org_path, o.name AS org_name, m.tags, m
  WHERE m.id = $1
 
 -- name: catalog_rows
--- The active catalog ($1 one code, or NULL for all) with the paths of its eligible subtrees and its review
--- levels by date, for the eligibility rule (cards/eligibility.py).
+-- The active catalog ($1 one code, or NULL for all) with the paths of its eligible subtrees, for the
+-- eligibility rule (cards/eligibility.py).
 SELECT b.id, b.code, b.kind, b.name_zh, b.name_en, b.summary_zh, b.summary_en, b.details_zh, b.details_en,
        b.amount_minor, b.amount_max_minor, b.currency, b.eligible_tiers, b.eligible_tags, b.eligible_org_ids,
        CASE WHEN b.eligible_org_ids IS NOT NULL THEN coalesce(
            (SELECT array_agg(o.path ORDER BY o.path) FROM orgs o WHERE o.id = ANY (b.eligible_org_ids)), '{}')
        END AS eligible_org_paths,
        b.membership_months_min, b.per_year_max, b.per_lifetime_max, b.yearly_quota, b.needs_invoice,
-       b.valid_from, b.valid_until,
-       coalesce((SELECT array_agg(r.effective_from ORDER BY r.effective_from) FROM benefit_review_levels r
-                  WHERE r.benefit_id = b.id), '{}') AS review_dates,
-       coalesce((SELECT array_agg(r.org_kind ORDER BY r.effective_from) FROM benefit_review_levels r
-                  WHERE r.benefit_id = b.id), '{}') AS review_kinds
+       b.valid_from, b.valid_until
   FROM benefits b
  WHERE b.status = 'active' AND ($1::text IS NULL OR b.code = $1)
  ORDER BY b.sort_order, b.id

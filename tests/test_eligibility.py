@@ -8,7 +8,7 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cards.eligibility import add_months, review_level, unmet
+from cards.eligibility import add_months, unmet
 
 MEMBER = {"tier": "普通职工", "tags": ["农民工"], "org_path": "/1/2/7/", "joined_on": date(2026, 1, 31)}
 OPEN = {"eligible_tiers": None, "eligible_tags": None, "eligible_org_paths": None, "membership_months_min": 0}
@@ -26,13 +26,6 @@ def test_each_restriction_names_its_reason() -> None:
     # joined 31 Jan: one month of membership is complete on 28 Feb, not before
     assert unmet({**OPEN, "membership_months_min": 1}, MEMBER, date(2026, 2, 27)) == ["membership_months"]
     assert unmet({**OPEN, "membership_months_min": 1}, MEMBER, date(2026, 2, 28)) == []
-
-
-def test_the_review_level_is_the_latest_begun() -> None:
-    levels = [(date(2026, 10, 1), "town"), (date(2015, 1, 1), "district")]
-    assert review_level(levels, date(2026, 9, 30)) == "district"
-    assert review_level(levels, date(2026, 10, 1)) == "town"
-    assert review_level(levels, date(2014, 12, 31)) is None
 
 
 # The connection only reads, so one for every example is right.
