@@ -24,7 +24,18 @@ from unioncard.db import Queries
 from unioncard.errors import DomainError
 from unioncard.ids import mask_card
 from unioncard.money import format_yuan_short
-from unioncard.pages import NO_STORE, AnyRequest, alert, end_session, field, lang_of, local_time, page, session_cookie
+from unioncard.pages import (
+    NO_STORE,
+    AnyRequest,
+    alert,
+    end_session,
+    field,
+    lang_of,
+    local_time,
+    page,
+    session_cookie,
+    whole_number,
+)
 from unioncard.settings import Settings
 
 queries = Queries(Path(__file__).with_name("member_queries.sql"))
@@ -163,10 +174,6 @@ i18n.extend(
 # ------------------------------------------------------------------ shared with the other member pages
 
 
-def local_today(settings: Settings) -> date:
-    return clock.local_today(settings.timezone)
-
-
 def catalog_cache(state: State) -> catalog.CatalogCache:
     # One per app, created on first use, so each app (and each test) reads its own database's catalog.
     return state.setdefault("catalog_cache", catalog.CatalogCache())  # type: ignore[no-any-return]
@@ -174,7 +181,7 @@ def catalog_cache(state: State) -> catalog.CatalogCache:
 
 def page_number(text: str | None) -> int:
     """A 1-based page number from the query; anything else is the first page."""
-    return int(text) if text and text.isdigit() and 0 < int(text) < 100_000 else 1
+    return whole_number(text, 99_999) or 1
 
 
 def member_page_error(request: AnyRequest, error: DomainError) -> Response[Any]:
@@ -259,7 +266,7 @@ async def member_code(principal: Principal, state: State) -> Response[dict[str, 
     Raises DomainError card_inactive when the card may not be used."""
     assert principal.member_id is not None  # the guard admits members only
     profile = await catalog.member_profile(state.pool, principal.member_id)
-    status = card_state(profile, local_today(state.settings))
+    status = card_state(profile, clock.local_today(state.settings.timezone))
     if status != "active":
         raise DomainError("card_inactive", card_status=status)
     return Response(code_of(state.settings, profile["card_id"]), headers=NO_STORE)
@@ -312,7 +319,7 @@ class MemberPages(Controller):
         assert principal.member_id is not None
         settings = state.settings
         profile = await catalog.member_profile(state.pool, principal.member_id)
-        status = card_state(profile, local_today(settings))
+        status = card_state(profile, clock.local_today(settings.timezone))
         code = code_of(settings, profile["card_id"]) if status == "active" else None
         month, year = _period_starts(settings)
         saved = await state.pool.fetchrow(queries.savings_totals, principal.member_id, month, year)
@@ -346,7 +353,7 @@ class MemberPages(Controller):
         One query (the member); the catalog is cached for a few seconds per process (catalog.CatalogCache) and
         the offers' counts by the offers hook."""
         assert principal.member_id is not None
-        lang, today = lang_of(request), local_today(state.settings)
+        lang, today = lang_of(request), clock.local_today(state.settings.timezone)
         kind = request.query_params.get("kind") or ""
         kind = kind if kind in (*catalog.KINDS, OFFERS_KIND) else ""
         show_all = request.query_params.get("all") == "1"
@@ -374,7 +381,7 @@ class MemberPages(Controller):
         """One benefit in the page's language: amount, who may have it, caps, who reviews it now, and the way
         to take it up. Raises DomainError benefit_not_found (a 404 page)."""
         assert principal.member_id is not None
-        lang, today = lang_of(request), local_today(state.settings)
+        lang, today = lang_of(request), clock.local_today(state.settings.timezone)
         benefit = await catalog.benefit_for_member(state.pool, principal.member_id, code, today)
         profile = await catalog.member_profile(state.pool, principal.member_id)
         try:

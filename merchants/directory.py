@@ -18,8 +18,8 @@ from litestar.datastructures import State
 from litestar.response import Template
 
 from cards.catalog import member_profile
-from cards.member_pages import local_today, member_page_error, page_number
-from unioncard import i18n
+from cards.member_pages import member_page_error, page_number
+from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.db import Queries
 from unioncard.errors import DomainError
@@ -279,7 +279,7 @@ async def merchants_page(request: AnyRequest, principal: Principal, state: State
     assert principal.member_id is not None  # the guard admits members only
     lang = lang_of(request)
     params = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
-    today = local_today(state.settings)
+    today = clock.local_today(state.settings.timezone)
     found = await directory_page(state, principal.member_id, today, lang, params)
     return page(request, "member/merchants.html", principal=principal, tab="merchants", **found)
 
