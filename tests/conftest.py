@@ -15,13 +15,14 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
 from tests.browser import CHROMIUM, free_port, stop, wait_healthy
-from unioncard import db
+from unioncard import db as database
 from unioncard.settings import Settings
 
 
@@ -40,7 +41,7 @@ def server_dsn() -> Iterator[str]:
         yield url
         return
     with tempfile.TemporaryDirectory(prefix="unioncard-test-") as tmp:
-        with db.embedded_server(Path(tmp)) as dsn:
+        with database.embedded_server(Path(tmp)) as dsn:
             yield _admin_dsn_for(dsn, "postgres")
 
 
@@ -55,7 +56,7 @@ def template_name(server_dsn: str) -> Iterator[str]:
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
-        await db.migrate_dsn(_admin_dsn_for(server_dsn, name))
+        await database.migrate_dsn(_admin_dsn_for(server_dsn, name))
 
     asyncio.run(create())
     yield name
@@ -98,6 +99,42 @@ async def conn(dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+# ------------------------------------------------------------------ the demo
+
+DEMO_SCALE = 0.01
+DEMO_SECRET = "demo-test-secret"
+
+
+@pytest.fixture(scope="session")
+async def demo(server_dsn: str, template_name: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """One database with the demo loaded at DEMO_SCALE, shared by the demo's tests (a load takes seconds);
+    (its DSN, the manifest). The tests only read it, or sign in."""
+    from unioncard.demo import load_demo
+
+    async with cloned_database(server_dsn, template_name) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            manifest = await load_demo(conn, scale=DEMO_SCALE, secret_key=DEMO_SECRET, progress=lambda _: None)
+        finally:
+            await conn.close()
+        yield url, manifest
+
+
+@pytest.fixture
+async def db(demo: tuple[str, dict[str, Any]]) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the demo's database."""
+    connection = await asyncpg.connect(demo[0])
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def manifest(demo: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return demo[1]
 
 
 # ------------------------------------------------------------------ the app

@@ -3,47 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.conftest import cloned_database
+from tests.conftest import DEMO_SCALE, DEMO_SECRET
 from unioncard.demo import DemoError, load_demo
 from unioncard.demo import load as demo_load
 from unioncard.ids import card_number_valid, hash_secret, keyed_hash
 from unioncard.passwords import verify_password
 
-SCALE = 0.01
-SECRET = "demo-test-secret"
+SCALE, SECRET = DEMO_SCALE, DEMO_SECRET
 STATUSES = {"active", "frozen", "lost", "cancelled", "expired"}
-
-
-@pytest.fixture(scope="module")
-async def demo(server_dsn: str, template_name: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """One database of this module's own with the demo loaded (a load takes a few seconds)."""
-    async with cloned_database(server_dsn, template_name) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            manifest = await load_demo(conn, scale=SCALE, secret_key=SECRET, progress=lambda _: None)
-        finally:
-            await conn.close()
-        yield url, manifest
-
-
-@pytest.fixture
-async def db(demo: tuple[str, dict[str, Any]]) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(demo[0])
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
-@pytest.fixture
-def manifest(demo: tuple[str, dict[str, Any]]) -> dict[str, Any]:
-    return demo[1]
 
 
 async def count(db: asyncpg.Connection, sql: str, *args: Any) -> int:

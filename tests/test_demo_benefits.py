@@ -3,23 +3,19 @@ logins, and the federation overview that shows them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
-import pytest
 from litestar.testing import AsyncTestClient
 
 from cards import member_auth
-from tests.conftest import cloned_database
-from unioncard.demo import load_demo
+from tests.conftest import DEMO_SCALE, DEMO_SECRET
 from unioncard.demo.catalog import TOWN_REVIEW_FROM
 from unioncard.demo.grants import GRANTED
 from unioncard.settings import Settings
 
-SCALE = 0.01
-SECRET = "demo-test-secret"
+SCALE, SECRET = DEMO_SCALE, DEMO_SECRET
 
 
 def test_the_full_demo_plans_the_districts_grants() -> None:
@@ -28,26 +24,6 @@ def test_the_full_demo_plans_the_districts_grants() -> None:
     assert counts == {"hospitalization": 316, "serious_illness": 15, "work_injury": 3}
     assert sum(counts.values()) == 334
     assert sum(amount * n for _, mix in GRANTED for amount, n in mix) == 168_200_00
-
-
-@pytest.fixture(scope="module")
-async def demo(server_dsn: str, template_name: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    async with cloned_database(server_dsn, template_name) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            manifest = await load_demo(conn, scale=SCALE, secret_key=SECRET, progress=lambda _: None)
-        finally:
-            await conn.close()
-        yield url, manifest
-
-
-@pytest.fixture
-async def db(demo: tuple[str, dict[str, Any]]) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(demo[0])
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 async def test_grants_are_routed_by_the_rule_of_their_date_and_paid(
