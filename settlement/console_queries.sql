@@ -2,58 +2,22 @@
 
 -- name: inbox
 -- Claims of period $1 with their stage (received … paid), filtered by stage $2 and exceptions $3, after id $4.
-WITH claim AS (
-    SELECT c.id, c.merchant_id, m.name AS merchant_name, c.status, c.currency, c.line_count, c.created_at,
-           coalesce((r.counts -> 'matched' ->> 'lines')::bigint, 0) AS matched_lines,
-           coalesce((r.counts -> 'matched' ->> 'union_funded_minor')::bigint, 0) AS matched_union_funded_minor,
-           CASE WHEN r.id IS NOT NULL
-                THEN c.line_count - coalesce((r.counts -> 'matched' ->> 'lines')::bigint, 0) + r.unclaimed_sales
-           END AS exceptions,
-           b.id AS batch_id, b.status AS batch_status, b.payable_minor, i.status AS payout_status,
-           CASE WHEN c.status = 'received' THEN 'received'
-                WHEN b.id IS NULL THEN 'reconciled'
-                WHEN b.status = 'draft' THEN 'batched'
-                WHEN i.status IN ('submitting', 'transferred') THEN 'in_payment'
-                WHEN i.status IN ('paid', 'failed', 'canceled') THEN i.status
-                ELSE 'approved'
-           END AS stage
-      FROM claims c
-      JOIN merchants m ON m.id = c.merchant_id
-      LEFT JOIN reconciliation_runs r ON r.id = c.run_id
-      LEFT JOIN settlement_batches b ON b.claim_id = c.id
-      LEFT JOIN LATERAL (SELECT p.status FROM payout_instructions p
-                          WHERE p.batch_id = b.id ORDER BY p.id DESC LIMIT 1) i ON true
-     WHERE c.period = $1
-)
-SELECT id, merchant_id, merchant_name, status, currency, line_count, created_at, matched_lines,
-       matched_union_funded_minor, exceptions, batch_id, batch_status, payable_minor, payout_status, stage
-  FROM claim
- WHERE ($2::text IS NULL OR stage = $2) AND (NOT $3::boolean OR exceptions > 0) AND id > $4
- ORDER BY id
+SELECT c.id, c.merchant_id, m.name AS merchant_name, c.status, c.currency, c.line_count, c.created_at,
+       s.matched_lines, s.matched_union_funded_minor, s.exceptions, s.batch_id, s.batch_status, s.payable_minor,
+       s.payout_status, s.stage
+  FROM claim_stages s
+  JOIN claims c ON c.id = s.claim_id
+  JOIN merchants m ON m.id = c.merchant_id
+ WHERE s.period = $1 AND ($2::text IS NULL OR s.stage = $2) AND (NOT $3::boolean OR s.exceptions > 0)
+   AND c.id > $4
+ ORDER BY c.id
  LIMIT $5
 
 -- name: inbox_stages
 -- How many claims of period $1 are at each stage, and how many of those have exceptions.
-WITH claim AS (
-    SELECT CASE WHEN r.id IS NOT NULL
-                THEN c.line_count - coalesce((r.counts -> 'matched' ->> 'lines')::bigint, 0) + r.unclaimed_sales
-           END AS exceptions,
-           CASE WHEN c.status = 'received' THEN 'received'
-                WHEN b.id IS NULL THEN 'reconciled'
-                WHEN b.status = 'draft' THEN 'batched'
-                WHEN i.status IN ('submitting', 'transferred') THEN 'in_payment'
-                WHEN i.status IN ('paid', 'failed', 'canceled') THEN i.status
-                ELSE 'approved'
-           END AS stage
-      FROM claims c
-      LEFT JOIN reconciliation_runs r ON r.id = c.run_id
-      LEFT JOIN settlement_batches b ON b.claim_id = c.id
-      LEFT JOIN LATERAL (SELECT p.status FROM payout_instructions p
-                          WHERE p.batch_id = b.id ORDER BY p.id DESC LIMIT 1) i ON true
-     WHERE c.period = $1
-)
 SELECT stage, count(*) AS claims, count(*) FILTER (WHERE exceptions > 0) AS with_exceptions
-  FROM claim
+  FROM claim_stages
+ WHERE period = $1
  GROUP BY stage
 
 -- name: claim_context
