@@ -31,11 +31,7 @@ SELECT latitude, longitude FROM places WHERE latitude IS NOT NULL ORDER BY rank 
 SELECT c.id, c.org_id, o.name AS org_name, c.name_zh, c.name_en, c.address_zh, c.address_en, c.latitude,
        c.longitude, c.opens_at, c.closes_at,
        (SELECT count(*) FROM service_rooms r WHERE r.centre_id = c.id AND r.status = 'open') AS rooms,
-       -- haversine; its argument clamped to [0, 1], which rounding (or a wild place) can push it out of
-       2 * 6371 * asin(least(1.0, sqrt(greatest(0.0,
-           power(sin(radians(c.latitude - $1::float8) / 2), 2)
-           + cos(radians($1::float8)) * cos(radians(c.latitude)) * power(sin(radians(c.longitude - $2::float8) / 2), 2)
-       )))) AS distance_km
+       distance_m($1::float8, $2::float8, c.latitude, c.longitude) / 1000 AS distance_km
   FROM service_centres c
   JOIN orgs o ON o.id = c.org_id
  WHERE c.status = 'open'
