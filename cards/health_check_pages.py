@@ -23,7 +23,7 @@ from cards.member_pages import member_page_error, unmet_words
 from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
-from unioncard.pages import AnyRequest, alert, field, lang_of, page, whole_number
+from unioncard.pages import AnyRequest, alert, field, lang_of, page, staff_page_error, whole_number
 
 MEMBER_PATH = "/me/health-checks"
 STAFF_PATH = "/staff/health-checks"
@@ -250,26 +250,13 @@ class MemberHealthCheckPages(Controller):
 # ------------------------------------------------------------------ the clinic's staff
 
 
-def staff_page_error(request: AnyRequest, error: DomainError) -> Response[Any]:
-    """Not signed in: to /login. A clinic outside the staff member's subtree, or a role that marks no clinic: a
-    403 page (nothing changed). Else a friendly page."""
-    if error.code == "unauthorized":
-        return Redirect("/login", status_code=303)
-    lang = lang_of(request)
-    principal = request.scope.get("unioncard.principal")  # type: ignore[call-overload]
-    text = i18n.error_text(lang, error)
-    if error.code == "forbidden":
-        marker = principal is not None and principal.role in MARKERS
-        text = i18n.t(lang, "hc_forbidden" if marker else "hc_forbidden_role")
-    context = {"error": {"text": text, "reasons": []}, "back": STAFF_HOME, "principal": principal}
-    return page(request, "error.html", status=error.status, here=STAFF_PATH, **context)
-
-
 class StaffHealthCheckPages(Controller):
     path = STAFF_PATH
     include_in_schema = False
     guards = [requires(Role.FEDERATION_ADMIN, Role.ORG_REVIEWER)]
-    exception_handlers = {DomainError: staff_page_error}
+    exception_handlers = {
+        DomainError: staff_page_error(STAFF_HOME, MARKERS, "hc_forbidden", "hc_forbidden_role", here=STAFF_PATH)
+    }
 
     @get("/")
     async def overview(self, request: AnyRequest, principal: Principal, state: State) -> Template:

@@ -17,7 +17,7 @@ from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
 from unioncard.money import AMOUNT_MINOR_MAX, format_yuan, parse_yuan
-from unioncard.pages import AnyRequest, field, lang_of, local_time, page
+from unioncard.pages import AnyRequest, field, lang_of, local_time, page, staff_page_error
 
 HOME = "/review/"
 PAGE_SIZE = 50
@@ -88,20 +88,6 @@ i18n.extend(
 )
 
 
-def on_error(request: AnyRequest, error: DomainError) -> Response[Any]:
-    """Not signed in: to /login. Another org's application or another role: a friendly 403. Else a friendly page."""
-    if error.code == "unauthorized":
-        return Redirect("/login", status_code=303)
-    lang = lang_of(request)
-    principal = request.scope.get("unioncard.principal")  # type: ignore[call-overload]
-    text = i18n.error_text(lang, error)
-    if error.code == "forbidden":
-        reviewer = principal is not None and principal.role in applications.REVIEWERS
-        text = i18n.t(lang, "review_forbidden" if reviewer else "review_forbidden_role")
-    context = {"error": {"text": text, "reasons": []}, "back": HOME, "principal": principal}
-    return page(request, "error.html", status=error.status, here=HOME, **context)
-
-
 def review_alert(lang: str, error: DomainError) -> dict[str, Any]:
     keys = [problem["key"] for problem in error.extra.get("errors", []) if "key" in problem]
     if keys:
@@ -132,7 +118,9 @@ class ReviewPages(Controller):
     path = "/review"
     include_in_schema = False
     guards = [requires(Role.ORG_REVIEWER, Role.FEDERATION_ADMIN)]
-    exception_handlers = {DomainError: on_error}
+    exception_handlers = {
+        DomainError: staff_page_error(HOME, applications.REVIEWERS, "review_forbidden", "review_forbidden_role")
+    }
 
     @get("/")
     async def inbox(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +17,7 @@ from litestar.datastructures import Cookie, State
 from litestar.response import Redirect, Template
 
 from unioncard import i18n
-from unioncard.auth import SESSION_COOKIE
+from unioncard.auth import SESSION_COOKIE, Principal
 from unioncard.errors import DomainError
 from unioncard.ids import hash_secret
 from unioncard.money import format_yuan_grouped
@@ -136,6 +137,25 @@ def page_error(login_path: str, home: str) -> Any:
             return Redirect(login_path, status_code=303)
         context = {"error": alert(lang_of(request), error), "back": home}
         return page(request, "error.html", status=error.status, here=home, **context)
+
+    return handle
+
+
+def staff_page_error(home: str, roles: Collection[str], forbidden: str, forbidden_role: str, here: str = "") -> Any:
+    """An exception handler for a staff page controller. Not signed in: to /login. Forbidden: a 403 page saying
+    `forbidden` to a staff member of one of `roles` (out of their part of the tree), else `forbidden_role`.
+    The rest: a friendly page. `here` (default `home`) is where the language switch points."""
+
+    def handle(request: AnyRequest, error: DomainError) -> Response[Any]:
+        if error.code == "unauthorized":
+            return Redirect("/login", status_code=303)
+        lang = lang_of(request)
+        principal: Principal | None = request.scope.get("unioncard.principal")  # type: ignore[call-overload]
+        text = i18n.error_text(lang, error)
+        if error.code == "forbidden":
+            text = i18n.t(lang, forbidden if principal is not None and principal.role in roles else forbidden_role)
+        context = {"error": {"text": text, "reasons": []}, "back": home, "principal": principal}
+        return page(request, "error.html", status=error.status, here=here or home, **context)
 
     return handle
 
