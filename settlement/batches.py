@@ -14,6 +14,7 @@ from unioncard.auth import Principal, Role
 from unioncard.csvfile import rejection_as_domain_error
 from unioncard.db import Queries
 from unioncard.errors import DomainError
+from unioncard.jsonish import iso_values
 
 queries = Queries(Path(__file__).parent / "batch_queries.sql")
 
@@ -143,7 +144,7 @@ async def list_batches(
     if principal.role not in FINANCE:
         merchant_id = principal.merchant_id if principal.merchant_id is not None else -1
     rows = await conn.fetch(queries.batch_list, merchant_id, after_id, max(1, min(limit, PAGE_LIMIT_MAX)))
-    return [_encode(dict(row)) for row in rows]
+    return [iso_values(dict(row)) for row in rows]
 
 
 class BankFile(msgspec.Struct, frozen=True):
@@ -391,7 +392,7 @@ async def _view(conn: asyncpg.Connection, batch_id: int) -> dict[str, Any]:
     batch = await conn.fetchrow(queries.batch_get, batch_id)
     if batch is None:
         raise DomainError("not_found", f"no batch {batch_id}")
-    body = _encode(dict(batch))
+    body = iso_values(dict(batch))
     body["lines"] = [dict(row) for row in await conn.fetch(queries.batch_lines, batch_id)]
     body["clawbacks"] = [dict(row) for row in await conn.fetch(queries.batch_clawbacks, batch_id)]
     if batch["status"] == "draft":
@@ -399,12 +400,8 @@ async def _view(conn: asyncpg.Connection, batch_id: int) -> dict[str, Any]:
             queries.clawback_pending, batch["merchant_id"], batch["currency"]
         )
     body["instructions"] = [
-        _encode({key: row[key] for key in ("id", "rail", "amount_minor", "currency", "status", "retry_of",
+        iso_values({key: row[key] for key in ("id", "rail", "amount_minor", "currency", "status", "retry_of",
                                            "failure_reason", "rail_reference", "created_at", "updated_at")})
         for row in await _instructions(conn, batch_id)
     ]  # fmt: skip
     return body
-
-
-def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value.isoformat() if hasattr(value, "isoformat") else value for key, value in row.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.response import Redirect, Template
 
@@ -17,9 +17,8 @@ from settlement.rails import BankFileRail
 from unioncard import clock, i18n
 from unioncard.auth import Principal, Role, requires
 from unioncard.errors import DomainError
-from unioncard.pages import lang_of, local_time, whole_number
+from unioncard.pages import AnyRequest, lang_of, local_time, whole_number
 
-AnyRequest = Request[Any, Any, Any]
 HOME = "/finance/grants"
 NOT_FOR_THE_FORM = ("unauthorized", "forbidden")
 

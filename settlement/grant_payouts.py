@@ -40,6 +40,7 @@ from unioncard.auth import Principal, Role
 from unioncard.csvfile import CsvRejected, problem, read_rows, rejection_as_domain_error
 from unioncard.db import Queries
 from unioncard.errors import DomainError
+from unioncard.jsonish import iso_values
 from unioncard.money import format_yuan
 
 queries = Queries(Path(__file__).parent / "grant_payout_queries.sql")
@@ -265,7 +266,7 @@ async def list_payouts(
     """Grant payouts by id, of a status and a bank file or all."""
     _require_finance(principal)
     rows = await conn.fetch(queries.payouts_list, status, bank_file_id, after_id, max(1, min(limit, PAGE_LIMIT_MAX)))
-    return [_encode(dict(row)) for row in rows]
+    return [iso_values(dict(row)) for row in rows]
 
 
 async def desk(conn: asyncpg.Connection, principal: Principal, shown: int = 100) -> dict[str, Any]:
@@ -288,7 +289,3 @@ def _instruction(row: dict[str, Any]) -> Instruction:
     payee = Payee(merchant_id=0, name=row["payee_name"], account=row["payee_account"], bank=row["payee_bank"])
     return Instruction(id=row["id"], batch_id=row["bank_file_id"] or 0, amount_minor=row["amount_minor"],
                        currency=row["currency"], payee=payee, reference=row["rail_reference"])  # fmt: skip
-
-
-def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value.isoformat() if hasattr(value, "isoformat") else value for key, value in row.items()}

@@ -18,6 +18,7 @@ from unioncard import i18n
 from unioncard.auth import Principal
 from unioncard.db import Queries
 from unioncard.errors import DomainError
+from unioncard.jsonish import iso_values
 from unioncard.money import format_yuan
 
 queries = Queries(Path(__file__).parent / "statement_queries.sql")
@@ -170,15 +171,11 @@ def check_statement(statement: dict[str, Any]) -> None:
 async def _batches(conn: asyncpg.Connection, merchant_id: int, period: Period) -> list[dict[str, Any]]:
     """Batches of the claim period or paid, failed or canceled during it, each with its instructions now."""
     rows = await conn.fetch(queries.statement_batches, merchant_id, period.start, period.end, period.month)
-    batches = [{**_encode(dict(row)), "instructions": []} for row in rows]
+    batches = [{**iso_values(dict(row)), "instructions": []} for row in rows]
     by_id = {batch["id"]: batch for batch in batches}
     for row in await conn.fetch(queries.statement_instructions, list(by_id)):
-        by_id[row["batch_id"]]["instructions"].append(_encode(dict(row)))
+        by_id[row["batch_id"]]["instructions"].append(iso_values(dict(row)))
     return batches
-
-
-def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in row.items()}
 
 
 # ------------------------------------------------------------------ CSV
