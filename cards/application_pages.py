@@ -193,11 +193,13 @@ def actor_words(lang: str, actor: str, *, own: bool = True) -> str:
     return i18n.t(lang, key) if key in i18n.MESSAGES else role
 
 
-async def _benefit(state: State, principal: Principal, code: str, lang: str) -> dict[str, Any]:
+async def _benefit(
+    state: State, principal: Principal, code: str, lang: str, profile: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The benefit as the form shows it. Raises DomainError benefit_not_found, benefit_not_applicable."""
     assert principal.member_id is not None  # the guard admits members only
     today = clock.local_today(state.settings.timezone)
-    benefit = await catalog.benefit_for_member(state.pool, principal.member_id, code, today)
+    benefit = await catalog.benefit_for_member(state.pool, principal.member_id, code, today, profile=profile)
     if benefit["kind"] not in applications.GRANT_KINDS:
         raise DomainError("benefit_not_applicable", kind=benefit["kind"])
     return {**benefit, "reasons": unmet_words(benefit, lang), "amount_text": amount_words(benefit, lang)}
@@ -210,8 +212,8 @@ async def form_page(
     """The application form, prefilled: the member's name and the bank account of their latest application."""
     assert principal.member_id is not None
     lang = lang_of(request)
-    benefit = await _benefit(state, principal, code, lang)
     profile = await catalog.member_profile(state.pool, principal.member_id)
+    benefit = await _benefit(state, principal, code, lang, profile)
     try:
         reviewer = await catalog.reviewing_org(
             state.pool, benefit["id"], profile["org_id"], clock.local_today(state.settings.timezone)

@@ -34,16 +34,18 @@ from cards.application_rules import (
 from cards.application_rules import InvoiceIn as InvoiceIn  # the input types, as callers import them from here
 from cards.application_rules import PayeeIn as PayeeIn
 from unioncard import audit, clock, errors
-from unioncard.auth import Principal, Role
+from unioncard.auth import Principal, Role, member_id_of
 from unioncard.db import Queries
 from unioncard.errors import DomainError
 from unioncard.ids import mask_card
+from unioncard.jsonish import iso_values
 
 queries = Queries(Path(__file__).parent / "application_queries.sql")
 
 GRANT_KINDS = frozenset({"special_protection", "custom"})
 STATUSES = ("submitted", "under_review", "approved", "rejected", "disbursed", "paid", "failed")
 REVIEWABLE = ("submitted", "under_review")
+MEMBERS_ONLY = "applications are submitted by members"
 REVIEWERS = frozenset({Role.ORG_REVIEWER, Role.FEDERATION_ADMIN})
 WAITING = "waiting"  # a review filter: every status that waits for a decision (REVIEWABLE)
 MEMBER_LIST_MAX = 200
@@ -53,11 +55,6 @@ errors.extend(
     {
         "application_not_found": (404, "申请不存在", "No such application"),
         "benefit_not_applicable": (422, "该福利不通过申请办理", "This benefit is not applied for as a grant"),
-        "benefit_cap_reached": (
-            409,
-            "已达到该福利的申请次数上限",
-            "The limit of applications for this benefit is reached",
-        ),
         "invoice_already_claimed": (409, "该发票已申领过", "This invoice has already been claimed"),
         "application_status_conflict": (
             409,
@@ -88,7 +85,7 @@ async def submit(
     (input out of its limits too, however `data` was built), no_reviewing_org, benefit_cap_reached (with `cap` and
     `limit`), invoice_already_claimed.
     """
-    member_id = _member_of(principal)
+    member_id = member_id_of(principal, MEMBERS_ONLY)
     data = validated(data)
     applied_on = clock.local_date(now, timezone)
     digest = request_hash(data)
@@ -113,17 +110,15 @@ async def _insert(
     conn: asyncpg.Connection, principal: Principal, data: ApplicationIn, applied_on: date, now: datetime,
     idempotency_key: str | None, digest: bytes,
 ) -> int:  # fmt: skip
-    member_id = _member_of(principal)
-    benefit = await catalog.require_eligible(conn, member_id, data.benefit_code, applied_on)
+    member_id = member_id_of(principal, MEMBERS_ONLY)
+    profile = await catalog.member_profile(conn, member_id)
+    benefit = await catalog.require_eligible(conn, member_id, data.benefit_code, applied_on, profile=profile)
     if benefit["kind"] not in GRANT_KINDS:
         raise DomainError("benefit_not_applicable", kind=benefit["kind"])
     amount = check_application(benefit, data, applied_on)
-    profile = await catalog.member_profile(conn, member_id)
     org = await catalog.reviewing_org(conn, benefit["id"], profile["org_id"], applied_on)
     counts = await conn.fetchrow(queries.cap_counts, member_id, benefit["id"], applied_on)
-    for cap, used in (("per_year_max", counts["this_year"]), ("per_lifetime_max", counts["lifetime"])):
-        if benefit[cap] is not None and used >= benefit[cap]:
-            raise DomainError("benefit_cap_reached", cap=cap, limit=benefit[cap])
+    catalog.require_within_caps(benefit, this_year=counts["this_year"], lifetime=counts["lifetime"])
     invoice = data.invoice if benefit["needs_invoice"] else None
     payee = data.payee
     return await conn.fetchval(  # type: ignore[no-any-return]
@@ -143,22 +138,16 @@ async def _insert(
 
 async def list_mine(conn: asyncpg.Connection, principal: Principal) -> list[dict[str, Any]]:
     """The member's applications, newest first."""
-    rows = await conn.fetch(queries.applications_of_member, _member_of(principal), MEMBER_LIST_MAX)
-    return [_encode(dict(row)) for row in rows]
+    rows = await conn.fetch(queries.applications_of_member, member_id_of(principal, MEMBERS_ONLY), MEMBER_LIST_MAX)
+    return [iso_values(dict(row)) for row in rows]
 
 
 async def get_mine(conn: asyncpg.Connection, principal: Principal, application_id: int) -> dict[str, Any]:
     """One of the member's applications with its history; another's is not found. Raises application_not_found."""
     application = await _view(conn, application_id)
-    if application["member_id"] != _member_of(principal):
+    if application["member_id"] != member_id_of(principal, MEMBERS_ONLY):
         raise DomainError("application_not_found")
     return application
-
-
-def _member_of(principal: Principal) -> int:
-    if principal.role != Role.MEMBER or principal.member_id is None:
-        raise DomainError("forbidden", "applications are submitted by members")
-    return principal.member_id
 
 
 # ------------------------------------------------------------------ review
@@ -183,7 +172,7 @@ async def list_for_review(
     limit = max(1, min(limit, PAGE_LIMIT_MAX))
     rows = await conn.fetch(queries.review_list, scope, statuses, after_id, limit)
     counts = {row["status"]: row["applications"] for row in await conn.fetch(queries.review_counts, scope)}
-    items = [_encode(dict(row)) for row in rows]
+    items = [iso_values(dict(row)) for row in rows]
     return {"applications": items, "counts": counts, "next_after": items[-1]["id"] if len(items) == limit else None}
 
 
@@ -278,13 +267,9 @@ async def _view(conn: asyncpg.Connection, application_id: int) -> dict[str, Any]
     application["details"] = msgspec.json.decode(application["details"])
     number = application.pop("card_number")
     application["masked_card"] = mask_card(number) if number else None
-    application["events"] = [_encode(dict(event)) for event in await conn.fetch(queries.application_events,
+    application["events"] = [iso_values(dict(event)) for event in await conn.fetch(queries.application_events,
                                                                                   application_id)]  # fmt: skip
-    return _encode(application)
-
-
-def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value.isoformat() if hasattr(value, "isoformat") else value for key, value in row.items()}
+    return iso_values(application)
 
 
 async def follow_payouts(

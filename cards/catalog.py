@@ -29,6 +29,11 @@ errors.extend(
         "member_not_found": (404, "会员不存在", "No such member"),
         "benefit_not_eligible": (422, "不符合申请条件", "Not eligible for this benefit"),
         "no_reviewing_org": (409, "暂无受理单位", "No org reviews this benefit for this member on that date"),
+        "benefit_cap_reached": (
+            409,
+            "已达到该福利的申请次数上限",
+            "The limit of applications for this benefit is reached",
+        ),
     }
 )
 
@@ -85,23 +90,43 @@ async def benefits_for_member(
 
 
 async def benefit_for_member(
-    conn: asyncpg.Connection | asyncpg.Pool, member_id: int, code: str, on: date
+    conn: asyncpg.Connection | asyncpg.Pool,
+    member_id: int,
+    code: str,
+    on: date,
+    *,
+    profile: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One benefit, read fresh, with this member's `unmet` reasons. Raises DomainError benefit_not_found."""
-    found = for_member(await catalog_rows(conn, code), await member_profile(conn, member_id), on)
+    """One benefit, read fresh, with this member's `unmet` reasons; `profile`, when the caller has read it,
+    spares reading it again. Raises DomainError benefit_not_found."""
+    profile = profile or await member_profile(conn, member_id)
+    found = for_member(await catalog_rows(conn, code), profile, on)
     if not found:
         raise DomainError("benefit_not_found")
     return found[0]
 
 
 async def require_eligible(
-    conn: asyncpg.Connection | asyncpg.Pool, member_id: int, code: str, on: date
+    conn: asyncpg.Connection | asyncpg.Pool,
+    member_id: int,
+    code: str,
+    on: date,
+    *,
+    profile: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The benefit, if this member may have it on `on`. Raises benefit_not_found or benefit_not_eligible."""
-    benefit = await benefit_for_member(conn, member_id, code, on)
+    benefit = await benefit_for_member(conn, member_id, code, on, profile=profile)
     if benefit["unmet"]:
         raise DomainError("benefit_not_eligible", reasons=list(benefit["unmet"]))
     return benefit
+
+
+def require_within_caps(benefit: dict[str, Any], *, this_year: int, lifetime: int) -> None:
+    """Refuse one more application when the member's count (applications not rejected) is at a cap.
+    Raises DomainError benefit_cap_reached with the cap and its limit."""
+    for cap, used in (("per_year_max", this_year), ("per_lifetime_max", lifetime)):
+        if benefit[cap] is not None and used >= benefit[cap]:
+            raise DomainError("benefit_cap_reached", cap=cap, limit=benefit[cap])
 
 
 async def reviewing_org(

@@ -27,7 +27,6 @@ from unioncard.errors import DomainError
 
 queries = Queries(Path(__file__).parent / "centre_queries.sql")
 
-ROOM_KINDS = ("training", "activity", "library", "mediation")
 SLOT = timedelta(hours=1)
 HOURS_MAX = 4
 BOOK_DAYS_AHEAD = 30

@@ -15,10 +15,10 @@ from cards.health_check_admin import ClinicIn, SlotsIn, YearIn
 from cards.health_check_figures import MemberView, YearFigures
 from cards.health_checks import DEFAULT_CODE, Booking
 from unioncard import clock
-from unioncard.auth import Principal, Role, requires
-from unioncard.errors import DomainError
+from unioncard.auth import Principal, Role, member_id_of, requires
 
 MEMBER = requires(Role.MEMBER)
+MEMBERS_ONLY = "this is a member's"
 CLINIC_STAFF = requires(Role.FEDERATION_ADMIN, Role.ORG_REVIEWER)
 ADMIN = requires(Role.FEDERATION_ADMIN)
 Id = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
@@ -31,18 +31,12 @@ class HoldIn(msgspec.Struct, forbid_unknown_fields=True):
     slot_id: Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
-def member_of(principal: Principal) -> int:
-    if principal.member_id is None:
-        raise DomainError("forbidden", "this is a member's")
-    return principal.member_id
-
-
 async def _member_view(principal: Principal, state: State, benefit: str) -> MemberView:
     settings = state.settings
     async with state.pool.acquire() as conn:
         return await health_check_figures.member_view(
             conn,
-            member_of(principal),
+            member_id_of(principal, MEMBERS_ONLY),
             clock.now(),
             timezone=settings.timezone,
             hold_s=settings.health_check_hold_s,
@@ -74,8 +68,8 @@ class HealthCheckController(Controller):
         settings = state.settings
         async with state.pool.acquire() as conn:
             return await health_checks.hold(
-                conn, member_of(principal), data.slot_id, clock.now(), hold_s=settings.health_check_hold_s,
-                timezone=settings.timezone,
+                conn, member_id_of(principal, MEMBERS_ONLY), data.slot_id, clock.now(),
+                hold_s=settings.health_check_hold_s, timezone=settings.timezone,
             )  # fmt: skip
 
     @post("/bookings/{booking_id:int}/confirm", operation_id="healthCheckConfirm", guards=[MEMBER], status_code=200)
@@ -83,13 +77,13 @@ class HealthCheckController(Controller):
         """Confirm a running hold; again on a booked one changes nothing. 409 health_check_hold_expired,
         health_check_not_confirmable."""
         async with state.pool.acquire() as conn:
-            return await health_checks.confirm(conn, member_of(principal), booking_id, clock.now())
+            return await health_checks.confirm(conn, member_id_of(principal, MEMBERS_ONLY), booking_id, clock.now())
 
     @post("/bookings/{booking_id:int}/cancel", operation_id="healthCheckCancel", guards=[MEMBER], status_code=200)
     async def cancel(self, booking_id: Id, principal: Principal, state: State) -> Booking:
         """Cancel a hold or a booking before its slot starts, freeing the place. 409 health_check_not_cancellable."""
         async with state.pool.acquire() as conn:
-            return await health_checks.cancel(conn, member_of(principal), booking_id, clock.now())
+            return await health_checks.cancel(conn, member_id_of(principal, MEMBERS_ONLY), booking_id, clock.now())
 
     @post("/bookings/{booking_id:int}/attended", operation_id="healthCheckAttended", guards=[CLINIC_STAFF],
           status_code=200)  # fmt: skip

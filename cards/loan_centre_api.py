@@ -15,7 +15,7 @@ from cards import centres, loans
 from cards.centres import BookingIn, CentreIn, CloseRoomIn, RoomIn
 from cards.loans import DecisionIn, FundIn, FundTotalIn, LoanApplicationIn
 from unioncard import clock
-from unioncard.auth import Principal, Role, requires
+from unioncard.auth import Principal, Role, member_id_of, requires
 from unioncard.errors import DomainError
 
 MEMBER = requires(Role.MEMBER)
@@ -30,12 +30,6 @@ IdempotencyKey = Annotated[
     str | None,
     Parameter(header="Idempotency-Key", max_length=100, description="a retry answers the first (or the body's key)"),
 ]
-
-
-def _member_id(principal: Principal) -> int:
-    if principal.member_id is None:
-        raise DomainError("forbidden")
-    return principal.member_id
 
 
 def _keyed(data: Keyed, header: str | None) -> Keyed:
@@ -70,13 +64,13 @@ class LoanApplicationController(Controller):
         the first application (201, `Idempotent-Replayed: true`). 409 benefit_cap_reached; 422 validation_failed
         (errors: field, key, message), benefit_not_eligible."""
         found, replayed = await loans.apply(
-            state.pool, _member_id(principal), _keyed(data, idempotency_key), clock.now(), state.settings.timezone
+            state.pool, member_id_of(principal), _keyed(data, idempotency_key), clock.now(), state.settings.timezone
         )
         return _created(found, replayed)
 
     @get("/loan-applications/mine", operation_id="myLoanApplications", guards=[MEMBER])
     async def mine(self, principal: Principal, state: State) -> list[dict[str, Any]]:
-        return await loans.member_applications(state.pool, _member_id(principal))
+        return await loans.member_applications(state.pool, member_id_of(principal))
 
     @get("/loan-applications", operation_id="loanApplicationsToReview", guards=[DECIDERS])
     async def to_review(
@@ -113,14 +107,14 @@ class CentreController(Controller):
     ) -> list[dict[str, Any]]:
         """The open centres, nearest first: to the place given (both coordinates), else to the member's town."""
         place = centres.place_of(latitude, longitude)
-        place = place or await centres.member_place(state.pool, _member_id(principal))
+        place = place or await centres.member_place(state.pool, member_id_of(principal))
         return await centres.centres_near(state.pool, place)
 
     @get("/{centre_id:int}/day", operation_id="serviceCentreDay")
     async def day(self, centre_id: int, principal: Principal, state: State, on: date) -> dict[str, Any]:
         """A centre's rooms on a day, each with its hour slots: free, taken, mine or past."""
         return await centres.centre_day(
-            state.pool, centre_id, on, _member_id(principal), clock.now(), state.settings.timezone
+            state.pool, centre_id, on, member_id_of(principal), clock.now(), state.settings.timezone
         )
 
     @post("/bookings", operation_id="bookRoom", status_code=201)
@@ -130,18 +124,18 @@ class CentreController(Controller):
         """Book whole hours of a room. A retry with the same key answers the first booking (201,
         `Idempotent-Replayed: true`). 409 room_already_booked when someone holds any of the hours."""
         found, replayed = await centres.book(
-            state.pool, _member_id(principal), _keyed(data, idempotency_key), clock.now(), state.settings.timezone
+            state.pool, member_id_of(principal), _keyed(data, idempotency_key), clock.now(), state.settings.timezone
         )
         return _created(found, replayed)
 
     @get("/bookings", operation_id="myRoomBookings")
     async def mine(self, principal: Principal, state: State) -> list[dict[str, Any]]:
-        return await centres.member_bookings(state.pool, _member_id(principal), clock.now())
+        return await centres.member_bookings(state.pool, member_id_of(principal), clock.now())
 
     @post("/bookings/{booking_id:int}/cancel", operation_id="cancelRoomBooking", status_code=200)
     async def cancel(self, booking_id: int, principal: Principal, state: State) -> dict[str, Any]:
         """Cancel before it starts; the hours are free again."""
-        return await centres.cancel(state.pool, _member_id(principal), booking_id, clock.now())
+        return await centres.cancel(state.pool, member_id_of(principal), booking_id, clock.now())
 
 
 class LoanCentreAdminController(Controller):

@@ -29,7 +29,6 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 
-from cards import applications as _applications  # noqa: F401  (defines benefit_cap_reached, shared with grants)
 from cards import catalog
 from cards.loan_subsidy import LoanSubsidy, Months, PrincipalMinor, RateBps, loan_subsidy
 from unioncard import audit, clock, errors
@@ -40,7 +39,6 @@ from unioncard.errors import DomainError
 queries = Queries(Path(__file__).parent / "loan_queries.sql")
 
 FUND_ACCOUNT = "union:loan_fund"
-LEDGER_KIND = "loan_subsidy_approved"
 DECIDERS = frozenset({Role.FEDERATION_ADMIN, Role.ORG_REVIEWER})
 # A loan taken up to a year ago may still be subsidised; one starting more than half a year ahead is a plan.
 START_DAYS_BACK = 365
@@ -142,9 +140,10 @@ async def apply(
             if earlier is not None:
                 return await _replay(conn, earlier, data, lender), True
         found = await fund(conn)
-        benefit = await catalog.require_eligible(conn, member_id, found["code"], today)
+        member = await catalog.member_profile(conn, member_id)
+        benefit = await catalog.require_eligible(conn, member_id, found["code"], today, profile=member)
         await _check_caps(conn, member_id, benefit, today)
-        reviewing_org_id = await _reviewing_org_id(conn, benefit["id"], member_id, today)
+        reviewing_org_id = await _reviewing_org_id(conn, benefit["id"], member["org_id"], today)
         application_id = await conn.fetchval(
             queries.loan_application_insert,
             member_id, benefit["id"], reviewing_org_id, lender, data.principal_minor, data.rate_bps, data.months,
@@ -177,16 +176,13 @@ async def _replay(
 async def _check_caps(conn: asyncpg.Connection, member_id: int, benefit: dict[str, Any], today: date) -> None:
     """The benefit's caps, as grants count them: applications not rejected, per year and per lifetime."""
     counts = await conn.fetchrow(queries.loan_member_counts, member_id, benefit["id"], today.year)
-    for cap, used in (("per_year_max", counts["this_year"]), ("per_lifetime_max", counts["lifetime"])):
-        if benefit[cap] is not None and used >= benefit[cap]:
-            raise DomainError("benefit_cap_reached", cap=cap, limit=benefit[cap])
+    catalog.require_within_caps(benefit, this_year=counts["this_year"], lifetime=counts["lifetime"])
 
 
-async def _reviewing_org_id(conn: asyncpg.Connection, benefit_id: int, member_id: int, on: date) -> int | None:
+async def _reviewing_org_id(conn: asyncpg.Connection, benefit_id: int, member_org_id: int, on: date) -> int | None:
     if not await conn.fetchval(queries.loan_has_review_levels, benefit_id):
         return None
-    member = await catalog.member_profile(conn, member_id)
-    org = await catalog.reviewing_org(conn, benefit_id, member["org_id"], on)
+    org = await catalog.reviewing_org(conn, benefit_id, member_org_id, on)
     return int(org["id"])
 
 

@@ -382,8 +382,8 @@ class MemberPages(Controller):
         to take it up. Raises DomainError benefit_not_found (a 404 page)."""
         assert principal.member_id is not None
         lang, today = lang_of(request), clock.local_today(state.settings.timezone)
-        benefit = await catalog.benefit_for_member(state.pool, principal.member_id, code, today)
         profile = await catalog.member_profile(state.pool, principal.member_id)
+        benefit = await catalog.benefit_for_member(state.pool, principal.member_id, code, today, profile=profile)
         try:
             reviewer = await catalog.reviewing_org(state.pool, benefit["id"], profile["org_id"], today)
         except DomainError:

@@ -57,6 +57,14 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         return self.org_path is not None and path.startswith(self.org_path)
 
 
+def member_id_of(principal: Principal, detail: str | None = None) -> int:
+    """The signed-in member's id, for the use-cases only a member may call.
+    Raises DomainError forbidden, saying `detail`, for anyone else."""
+    if principal.role != Role.MEMBER or principal.member_id is None:
+        raise DomainError("forbidden", detail)
+    return principal.member_id
+
+
 # ------------------------------------------------------------------ resolution
 
 _TERMINAL_SQL = """
