@@ -47,4 +47,3 @@ def unmet(benefit: Mapping[str, Any], member: Mapping[str, Any], on: date) -> li
     if add_months(member["joined_on"], benefit["membership_months_min"]) > on:
         reasons.append("membership_months")
     return reasons
-
